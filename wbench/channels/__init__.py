@@ -1,0 +1,1 @@
+"""Channel models shared by scenarios, and seeded, fingerprinted channel sets."""

@@ -1,0 +1,137 @@
+"""The solver contract: options, tags, supported scenarios, and the run context the harness provides.
+
+A solver plugin subclasses :class:`Solver` and registers an instance through ``wbench_register_solvers``.
+The harness calls :meth:`Solver.solve` (or :meth:`Solver.solve_batch` over several realisations of one
+configuration) inside the timed region, then scores the returned variables itself: a solver proposes, the
+harness measures. During the run a solver reports checkpoints through :meth:`RunContext.checkpoint`; copying
+them is kept out of the measured time and their utilities are evaluated after the clock stops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from .params import Param, resolve
+from .problem import Problem, Vars, to_numpy_vars
+
+TAGS = ("baseline", "conventional", "meta", "bound")
+
+
+@dataclass
+class Solution:
+    """What a solver returns: variables (or, for a ``bound`` solver, the bound ``value``)."""
+
+    x: Vars | None = None
+    iterations: int = 0
+    #: Only for solvers tagged ``bound``: an upper bound on the utility (no variables to score).
+    value: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _log_schedule(max_points: int = 60) -> set[int]:
+    """Iterations kept in a trace: all of 0..10, then roughly geometric (about 12 per decade)."""
+    keep = set(range(11))
+    x = 10.0
+    while x < 1e9 and len(keep) < 10_000:
+        x *= 10 ** (1 / 12)
+        keep.add(int(round(x)))
+    return keep
+
+
+_SCHEDULE = _log_schedule()
+
+
+class RunContext:
+    """Per-run services: a seeded RNG, the budget, the clock, and the checkpoint recorder."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        budget_seconds: float | None = None,
+        max_checkpoints: int = 200,
+        device: str = "cpu",
+    ) -> None:
+        self.rng = rng
+        self.budget_seconds = budget_seconds
+        self.device = device
+        self.max_checkpoints = max_checkpoints
+        self.checkpoints: list[tuple[float, int, Vars]] = []
+        self._start = time.perf_counter()
+        self._paused = 0.0
+
+    # -- time ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._start = time.perf_counter()
+        self._paused = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds of solver time so far (checkpoint recording excluded)."""
+        return time.perf_counter() - self._start - self._paused
+
+    def expired(self) -> bool:
+        """True once the seconds budget is spent: iterative solvers should stop and return their best."""
+        return self.budget_seconds is not None and self.elapsed() >= self.budget_seconds
+
+    # -- traces ----------------------------------------------------------------------------------
+    def checkpoint(self, x: Mapping[str, Any], iteration: int, force: bool = False) -> None:
+        """Record the current iterate for the anytime curve (kept on a log schedule of iterations)."""
+        if not force and iteration not in _SCHEDULE:
+            return
+        if len(self.checkpoints) >= self.max_checkpoints and not force:
+            return
+        t0 = time.perf_counter()
+        elapsed = t0 - self._start - self._paused
+        self.checkpoints.append((elapsed, iteration, to_numpy_vars(x)))
+        self._paused += time.perf_counter() - t0
+
+
+class Solver:
+    """Base class of solver plugins.
+
+    Class attributes a subclass sets:
+
+    * ``name``, ``version``, ``description``;
+    * ``tags``: a subset of ``baseline``, ``conventional``, ``meta``, ``bound``;
+    * ``scenarios``: names of supported scenarios, or ``None`` for a generic solver that works on any
+      problem for which :meth:`supports_problem` is true;
+    * ``options``: the option schema; ``budget_options`` are shown in the leaderboard's budget column
+      even at their defaults, so that e.g. a 10-iteration WMMSE is never mistaken for a converged one.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    description: ClassVar[str] = ""
+    tags: ClassVar[frozenset[str]] = frozenset()
+    scenarios: ClassVar[tuple[str, ...] | None] = None
+    options: ClassVar[dict[str, Param]] = {}
+    budget_options: ClassVar[tuple[str, ...]] = ()
+    origin: str = ""
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return resolve(self.options, given, f"option for solver {self.name!r}:")
+
+    def supports(self, scenario: str) -> bool:
+        return self.scenarios is None or scenario in self.scenarios
+
+    def supports_problem(self, problem: Problem) -> bool:
+        """Finer check on a concrete problem (e.g. a baseline needs a named initial point)."""
+        return True
+
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        raise NotImplementedError
+
+    #: Set to True in subclasses that implement :meth:`solve_batch`.
+    batched: ClassVar[bool] = False
+
+    def solve_batch(
+        self, problems: Sequence[Problem], options: Mapping[str, Any], ctxs: Sequence[RunContext]
+    ) -> list[Solution]:
+        """Solve several realisations of one configuration at once; must equal per-problem :meth:`solve`."""
+        return [self.solve(p, options, c) for p, c in zip(problems, ctxs)]
+
+    def budget_label(self, options: Mapping[str, Any]) -> str:
+        return ",".join(f"{k}={options[k]}" for k in self.budget_options if k in options)
