@@ -1,0 +1,1 @@
+"""Built-in scenarios, one module each, registered through the same hooks as third-party plugins."""

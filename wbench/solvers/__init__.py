@@ -1,0 +1,1 @@
+"""Built-in solvers, one module per method, registered through the same hooks as third-party plugins."""
