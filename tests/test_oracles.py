@@ -1,0 +1,55 @@
+"""Oracles over every registered ``miso`` solver, run through the real harness.
+
+* With one user, the optimum is ``log2(1 + P ||h||^2 / sigma2)`` (MRT is optimal, the DPC bound is tight).
+* No feasible linear precoder beats the dirty-paper sum capacity (equal weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wbench import harness
+from wbench.selection import select
+from wbench.store import Store
+
+
+def run_all(tmp_path, reg, set_params, instances, seed=0):
+    configs = harness.build_configs("miso", set_params, {}, seed)
+    names = ",".join(sorted(s.name for s in reg.solvers_for("miso")))
+    specs, _ = select(reg, names, "miso")
+    with Store(tmp_path / f"o{seed}.db") as s:
+        p = harness.plan(s, configs, specs, instances, fresh=True)
+        harness.execute(p, s)
+        return configs, s.rows()
+
+
+def test_single_user_every_solver_reaches_the_closed_form(tmp_path, fresh_registry):
+    configs, rows = run_all(tmp_path, fresh_registry, {"K": "1", "Nt": "4", "snr_db": "10"}, 5)
+    src = harness.channel_source(configs[0])
+    P = 10.0
+    solvers = {r["solver"] for r in rows}
+    assert {"mrt", "zf", "rzf", "wmmse", "dpc-bound"} <= solvers
+    for r in rows:
+        h = src.get(r["instance"])[0]["H"][0]
+        expected = np.log2(1 + P * np.sum(np.abs(h) ** 2))
+        assert r["status"] == "ok", (r["solver"], r["error"])
+        assert r["utility"] == pytest.approx(expected, rel=1e-6), r["solver"]
+
+
+@given(seed=st.integers(0, 10_000), nt=st.integers(1, 4), k=st.integers(1, 5),
+       snr=st.sampled_from(["-10", "0", "10", "20", "40"]))
+@settings(max_examples=12, deadline=None)
+def test_no_feasible_solution_exceeds_the_dpc_bound(tmp_path_factory, seed, nt, k, snr):
+    from wbench.registry import get_registry
+
+    reg = get_registry()
+    tmp = tmp_path_factory.mktemp("dpc")
+    _, rows = run_all(tmp, reg, {"K": str(k), "Nt": str(nt), "snr_db": snr}, 2, seed)
+    bound = {r["instance"]: r["utility"] for r in rows if r["solver"] == "dpc-bound"}
+    assert len(bound) == 2
+    for r in rows:
+        if r["solver"] != "dpc-bound" and r["status"] == "ok":
+            assert r["utility"] <= bound[r["instance"]] * (1 + 1e-9) + 1e-12, r["solver"]

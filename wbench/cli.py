@@ -1,0 +1,259 @@
+"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard`` and ``channels export``.
+
+Every user error (unknown name, malformed or out-of-range parameter, a results file that is not ours)
+ends in one line ``wbench: error: ...`` and exit status 2; an interrupted benchmark keeps every committed
+row and says how to resume (exit status 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .params import ParamError, format_value
+
+FORMATS = ("table", "md", "csv")
+DEFAULT_DB = "wbench.db"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise ParamError(f"{message} (see '{self.prog} --help')")
+
+
+def _key_value(text: str, flag: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ParamError(f"{flag} expects KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="wbench", description="Benchmark optimisers for wireless systems on shared channels.")
+    p.add_argument("--version", action="version", version=f"wbench {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    ls = sub.add_parser("list", help="list scenarios and solvers (with their origin and version)")
+    ls.add_argument("what", nargs="?", choices=("scenarios", "solvers", "plugins"), default=None)
+
+    cmp_ = sub.add_parser("compare", help="run solvers on a scenario's channels and print the leaderboard")
+    cmp_.add_argument("--scenario", required=True)
+    cmp_.add_argument("--solvers", required=True, help="names and/or tags, e.g. 'wmmse[max_iter=10],mrt,bound'")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fix a parameter")
+    cmp_.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...", help="sweep a parameter")
+    cmp_.add_argument("--instances", type=int, default=None, help="channel realisations per configuration")
+    cmp_.add_argument("--seed", type=int, default=0, help="channel seed (same seed, same channels)")
+    cmp_.add_argument("--channels", default=None, metavar="FILE.npz", help="benchmark channels from a file")
+    cmp_.add_argument("--jobs", type=int, default=1, help="worker processes")
+    cmp_.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per run (fixed for fairness)")
+    cmp_.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    cmp_.add_argument("--budget-seconds", type=float, default=None, help="wall-clock budget per run")
+    cmp_.add_argument("--device", default="cpu", help="torch device for solvers that use it")
+    cmp_.add_argument("--fresh", action="store_true", help="discard stored results of these runs first")
+    cmp_.add_argument("--format", choices=FORMATS, default="table")
+
+    lb = sub.add_parser("leaderboard", help="print the leaderboard of stored results")
+    lb.add_argument("--db", default=DEFAULT_DB)
+    lb.add_argument("--scenario", default=None)
+    lb.add_argument("--format", choices=FORMATS, default="table")
+
+    ch = sub.add_parser("channels", help="export a seeded channel set to .npz")
+    ch_sub = ch.add_subparsers(dest="action", parser_class=_Parser)
+    ex = ch_sub.add_parser("export", help="write realisations 0..N-1 to a .npz file")
+    ex.add_argument("--scenario", required=True)
+    ex.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ex.add_argument("--instances", type=int, required=True)
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--out", required=True)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .store import StoreError
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        return {"list": cmd_list, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
+                "channels": cmd_channels}[args.command](args)
+    except (ParamError, StoreError) as exc:
+        print(f"wbench: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+# -- list ------------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .registry import get_registry
+    from .render import make_console
+
+    reg = get_registry()
+    console = make_console()
+    if args.what in (None, "scenarios"):
+        t = Table(title="scenarios")
+        for c in ("name", "parameters (default)", "default sweep", "origin", "description"):
+            t.add_column(c)
+        for s in sorted(reg.scenarios.values(), key=lambda s: s.name):
+            params = ", ".join(f"{k}={format_value(p.default)}" for k, p in s.params.items())
+            sweep = "; ".join(f"{k}={','.join(map(format_value, v))}" for k, v in s.default_sweep.items())
+            t.add_row(s.name, params, sweep, s.origin, s.description)
+        console.print(t)
+    if args.what in (None, "solvers"):
+        t = Table(title="solvers")
+        for c in ("name", "tags", "scenarios", "options (default)", "origin", "version", "description"):
+            t.add_column(c)
+        for s in sorted(reg.solvers.values(), key=lambda s: s.name):
+            opts = ", ".join(f"{k}={format_value(p.default)}" for k, p in s.options.items())
+            scen = ", ".join(s.scenarios) if s.scenarios is not None else "any"
+            t.add_row(s.name, ",".join(sorted(s.tags)), scen, opts, s.origin, s.version, s.description)
+        console.print(t)
+    if args.what == "plugins":
+        t = Table(title="plugins")
+        for c in ("module", "origin", "version", "hooks"):
+            t.add_column(c)
+        for p in reg.plugins:
+            t.add_row(p.name, p.origin, p.version, ", ".join(p.hooks))
+        console.print(t)
+    return 0
+
+
+# -- compare ---------------------------------------------------------------------------------------
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, v = _key_value(item, "--set")
+        if k in out:
+            raise ParamError(f"--set {k} given twice")
+        out[k] = v
+    return out
+
+
+def _parse_sweeps(items: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        k, v = _key_value(item, "--sweep")
+        values = [x.strip() for x in v.split(",")]
+        if not v or any(not x for x in values):
+            raise ParamError(f"--sweep {k}: expected comma-separated values, got {v!r}")
+        if k in out:
+            raise ParamError(f"--sweep {k} given twice")
+        out[k] = values
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import harness
+    from .registry import get_registry
+    from .selection import select
+    from .store import Store
+
+    if args.jobs < 1:
+        raise ParamError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.threads < 1:
+        raise ParamError(f"--threads must be >= 1, got {args.threads}")
+    if args.budget_seconds is not None and not args.budget_seconds > 0:
+        raise ParamError(f"--budget-seconds must be > 0, got {args.budget_seconds}")
+    reg = get_registry()
+    scenario = reg.scenario(args.scenario)
+    instances = args.instances if args.instances is not None else scenario.default_instances
+    if instances < 1:
+        raise ParamError(f"--instances must be >= 1, got {instances}")
+    if args.channels and not Path(args.channels).is_file():
+        raise ParamError(f"channel file {args.channels} does not exist")
+    specs, notes = select(reg, args.solvers, scenario.name)
+    if not specs:
+        raise ParamError(f"no solver selected for scenario {scenario.name} by {args.solvers!r}")
+    configs = harness.build_configs(
+        scenario.name, _parse_sets(args.set), _parse_sweeps(args.sweep), args.seed, args.channels
+    )
+    with Store(args.db) as store:
+        plan = harness.plan(store, configs, specs, instances, args.budget_seconds, args.fresh,
+                            args.jobs, args.threads, args.device)
+        for note in notes + plan.notes:
+            print(f"wbench: note: {note}", file=sys.stderr)
+        todo = plan.total - plan.done
+        t0 = time.perf_counter()
+        try:
+            _execute_with_progress(plan, store, args.jobs, todo)
+        except KeyboardInterrupt:
+            print(f"\nwbench: interrupted; completed runs are saved in {args.db}. "
+                  "Run the same command again to resume.", file=sys.stderr)
+            return 130
+        elapsed = time.perf_counter() - t0
+        keys = set(plan.run_keys.values())
+        rows = [r for r in store.rows(scenario.name, [c.key for c in configs]) if r["run_key"] in keys]
+    print(f"wbench: {todo} runs done in {elapsed:.1f} s, {plan.done} reused from {args.db}", file=sys.stderr)
+    _emit(rows, args.format)
+    return 0
+
+
+def _execute_with_progress(plan, store, jobs: int, todo: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .harness import execute
+
+    show = sys.stderr.isatty() and todo > 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), disable=not show, transient=True) as progress:
+        bar = progress.add_task("runs", total=todo)
+        execute(plan, store, jobs, on_rows=lambda n: progress.advance(bar, n))
+
+
+def _emit(rows, fmt: str) -> None:
+    from .leaderboard import leaderboard
+    from .render import print_table, to_csv, to_markdown
+
+    lb = leaderboard(rows)
+    if fmt == "csv":
+        sys.stdout.write(to_csv(lb))
+    elif fmt == "md":
+        sys.stdout.write(to_markdown(lb))
+    else:
+        print_table(lb)
+
+
+# -- leaderboard -----------------------------------------------------------------------------------
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .store import Store, StoreError
+
+    if not Path(args.db).is_file():
+        raise StoreError(f"no results database at {args.db} (run 'wbench compare' first, or pass --db)")
+    with Store(args.db) as store:
+        rows = store.rows(args.scenario)
+    if not rows:
+        raise StoreError(f"{args.db} holds no results" + (f" for scenario {args.scenario}" if args.scenario else ""))
+    scenarios = sorted({r["scenario"] for r in rows})
+    for i, s in enumerate(scenarios):
+        if i and args.format != "csv":
+            print()
+        _emit([r for r in rows if r["scenario"] == s], args.format if not i or args.format != "csv" else "csv")
+    return 0
+
+
+# -- channels --------------------------------------------------------------------------------------
+def cmd_channels(args: argparse.Namespace) -> int:
+    from .channels.channelset import export_npz
+    from .registry import get_registry
+
+    if args.action != "export":
+        raise ParamError("usage: wbench channels export --scenario NAME --instances N --out FILE.npz")
+    if args.instances < 1:
+        raise ParamError(f"--instances must be >= 1, got {args.instances}")
+    sc = get_registry().scenario(args.scenario)
+    params = sc.resolve_params(_parse_sets(args.set))
+    fps = export_npz(args.out, sc, params, args.seed, args.instances)
+    print(f"wrote {len(fps)} realisations of {sc.name} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

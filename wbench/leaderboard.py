@@ -1,0 +1,160 @@
+"""Leaderboards: per configuration and solver, statistics over the shared channel realisations.
+
+For each (configuration, solver) row:
+
+* ``mean`` utility over the runs with status ``ok`` (feasible, finite, within budget) and its 95%
+  Student-t confidence interval ``mean +- t_{0.975, n-1} s / sqrt(n)``;
+* ``time_median_s`` and ``time_p90_s`` of the wall time per run, ``iters_median``;
+* ``feasible_rate``: the fraction of runs whose answer was feasible (and finite and within budget);
+* paired statistics against the best solver of the configuration on the same channels: ``win_rate`` (a
+  tie counts one half) and ``mean_gap`` (mean of ``u_solver - u_best`` over realisations where both are
+  ``ok``). A run that is not ``ok`` scores minus infinity in the pairing: an infeasible answer never beats
+  a feasible one.
+
+Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
+channel never ranks above one that is feasible on all. Solvers tagged ``bound`` are listed first, unranked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .channels.channelset import set_fingerprint
+from .harness import STATUSES
+
+STAT_COLUMNS = [
+    "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
+    "iters_median", "feasible_rate", "max_violation", "win_rate", "mean_gap",
+] + [f"n_{s}" for s in STATUSES]
+
+
+def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Store rows as a DataFrame with a display label per (solver, options, version, time budget)."""
+    df = pd.DataFrame(list(rows))
+    if df.empty:
+        return df
+    secs = df["budget_seconds"].map(lambda s: "" if s is None or s != s else f"{s:g} s")
+    df["budget"] = [", ".join(p for p in (b or "", s) if p) for b, s in zip(df["budget"], secs)]
+    display = df["label"].astype(str)
+    # Runs that differ only in time budget or solver version get the difference in their label.
+    n_secs = df.groupby(["config_key", display])["budget_seconds"].transform(lambda x: x.astype(str).nunique())
+    display = display.where(n_secs <= 1, display + " @" + secs)
+    versions = df.groupby(["config_key", display])["solver_version"].transform("nunique")
+    display = display.where(versions <= 1, display + " v" + df["solver_version"].astype(str))
+    df["display"] = display
+    return df
+
+
+def leaderboard(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (configuration, solver), ordered by configuration then rank."""
+    df = runs_frame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["scenario"] + STAT_COLUMNS)
+    out = []
+    for _, cfg in df.groupby("config_key", sort=False):
+        out.extend(_config_rows(cfg))
+    lb = pd.DataFrame(out)
+    param_cols = list(dict.fromkeys(k for p in lb["params"] for k in p))
+    for k in param_cols:
+        lb[k] = [p.get(k) for p in lb["params"]]
+    lb = lb.sort_values(param_cols + ["seed", "_rank_sort"], kind="stable")
+    lb["rank"] = lb["rank"].astype("Int64")
+    cols = ["scenario"] + param_cols + ["seed", "channels"] + STAT_COLUMNS + ["fingerprint", "config_key"]
+    return lb[cols].reset_index(drop=True)
+
+
+def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
+    first = cfg.iloc[0]
+    params = json.loads(first["params"])
+    by_instance = cfg.drop_duplicates("instance").sort_values("instance")
+    fp = set_fingerprint(list(by_instance["fingerprint"]))
+    rows: list[dict[str, Any]] = []
+    scores: dict[str, pd.Series] = {}
+    for disp, g in cfg.groupby("display", sort=False):
+        ok = g[g["status"] == "ok"]
+        u = ok["utility"].astype(float).to_numpy()
+        mean, lo, hi = _mean_ci(u)
+        is_bound = "bound" in str(g["tags"].iloc[0]).split(",")
+        feasible = (g["status"] == "ok").mean() if not is_bound else math.nan
+        walls = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), "wall_s"].astype(float)
+        viol = g["max_violation"].astype(float)
+        row = {
+            "scenario": first["scenario"],
+            "params": params,
+            "seed": int(first["seed"]) if first["seed"] is not None else None,
+            "channels": first["channels"],
+            "solver": disp,
+            "tags": g["tags"].iloc[0],
+            "budget": g["budget"].iloc[0] or "",
+            "n": len(g),
+            "mean": mean,
+            "ci_low": lo,
+            "ci_high": hi,
+            "time_median_s": float(walls.median()) if len(walls) else math.nan,
+            "time_p90_s": float(walls.quantile(0.9)) if len(walls) else math.nan,
+            "iters_median": float(g["iterations"].astype(float).median()),
+            "feasible_rate": feasible,
+            "max_violation": float(viol.max()) if viol.notna().any() else math.nan,
+            "fingerprint": fp,
+            "config_key": first["config_key"],
+            "_bound": is_bound,
+        }
+        for s in STATUSES:
+            row[f"n_{s}"] = int((g["status"] == s).sum())
+        rows.append(row)
+        if not is_bound:
+            s = g.set_index("instance")
+            scores[disp] = s["utility"].astype(float).where(s["status"] == "ok", -np.inf)
+    ranked = sorted(
+        (r for r in rows if not r["_bound"]),
+        key=lambda r: (-_nz(r["feasible_rate"]), -_nz(r["mean"]), r["solver"]),
+    )
+    for i, r in enumerate(ranked, start=1):
+        r["rank"] = i
+    best = ranked[0]["solver"] if ranked else None
+    for r in rows:
+        r["_rank_sort"] = r.get("rank", 0)
+        if r["_bound"] or best is None:
+            r["rank"] = None
+            r["win_rate"] = r["mean_gap"] = math.nan
+        elif r["solver"] == best:
+            r["win_rate"] = r["mean_gap"] = math.nan
+        else:
+            r["win_rate"], r["mean_gap"] = paired(scores[r["solver"]], scores[best])
+    return rows
+
+
+def _nz(x: float) -> float:
+    return -math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _mean_ci(u: np.ndarray) -> tuple[float, float, float]:
+    if u.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(u.mean())
+    if u.size < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, u.size - 1) * u.std(ddof=1) / math.sqrt(u.size))
+    return mean, mean - half, mean + half
+
+
+def paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Win rate of ``a`` over ``b`` (ties half) and mean gap where both are finite, on shared instances."""
+    a, b = a.align(b, join="inner")
+    if a.empty:
+        return math.nan, math.nan
+    av, bv = a.to_numpy(), b.to_numpy()
+    both_inf = np.isneginf(av) & np.isneginf(bv)
+    with np.errstate(invalid="ignore"):
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(bv), bv, 0.0)))
+        tie = both_inf | (np.abs(av - bv) <= tol)
+        win = ~tie & (av > bv)
+    finite = np.isfinite(av) & np.isfinite(bv)
+    gap = float(np.mean(av[finite] - bv[finite])) if finite.any() else math.nan
+    return float(np.mean(win + 0.5 * tie)), gap
