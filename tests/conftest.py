@@ -31,3 +31,12 @@ def faulty_registry(fresh_registry):
 
     fresh_registry.add_module(faulty_plugin, "tests", "0")
     return fresh_registry
+
+
+@pytest.fixture
+def toy_registry(fresh_registry):
+    """The built-ins plus the toy single-user RIS scenario of ``tests/toy_plugin.py``."""
+    from tests import toy_plugin
+
+    fresh_registry.add_module(toy_plugin, "tests", "0")
+    return fresh_registry

@@ -48,6 +48,10 @@ class ConstraintSet:
         """A non-negative residual; the variable is feasible when it is ``<= tol``."""
         raise NotImplementedError
 
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """A smooth penalty, zero exactly on the set, for solvers that do not project onto it."""
+        return ((self.project_torch(x) - x).abs() ** 2).sum()
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -75,6 +79,10 @@ class PowerBall(ConstraintSet):
     def violation(self, x: np.ndarray) -> float:
         return max(0.0, float(np.sum(np.abs(x) ** 2)) / self.budget - 1.0)
 
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``max(0, ||x||^2 / budget - 1)^2``."""
+        return ((x.abs() ** 2).sum() / self.budget - 1.0).clamp(min=0.0) ** 2
+
     def describe(self) -> str:
         return f"PowerBall({self.budget:.6g})"
 
@@ -96,6 +104,10 @@ class UnitModulus(ConstraintSet):
 
     def violation(self, x: np.ndarray) -> float:
         return float(np.max(np.abs(np.abs(x) - 1.0), initial=0.0))
+
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``sum_i (|x_i|^2 - 1)^2``."""
+        return ((x.abs() ** 2 - 1.0) ** 2).sum()
 
 
 def _polar(x: np.ndarray) -> np.ndarray:
@@ -139,6 +151,16 @@ class Unitary(ConstraintSet):
 
     def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
         return _polar_torch(0.5 * (x + x.T), symmetrise=True) if self.symmetric else _polar_torch(x)
+
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``||X^H X - I||_F^2`` (seed 000, eq. (33)), plus ``||X - X^T||_F^2`` when symmetric."""
+        import torch
+
+        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+        pen = ((x.conj().T @ x - eye).abs() ** 2).sum()
+        if self.symmetric:
+            pen = pen + ((x - x.T).abs() ** 2).sum()
+        return pen
 
     def violation(self, x: np.ndarray) -> float:
         v = _unitary_residual(x)

@@ -72,6 +72,11 @@ class RunContext:
         """Seconds of solver time so far (checkpoint recording excluded)."""
         return time.perf_counter() - self._start - self._paused
 
+    @property
+    def recording_seconds(self) -> float:
+        """Time spent copying checkpoints (excluded from the solver's time)."""
+        return self._paused
+
     def expired(self) -> bool:
         """True once the seconds budget is spent: iterative solvers should stop and return their best."""
         return self.budget_seconds is not None and self.elapsed() >= self.budget_seconds
