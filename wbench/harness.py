@@ -231,13 +231,16 @@ def solver_rng(config: Config, solver: str, index: int) -> np.random.Generator:
 class _ThreadLimit:
     """Fix BLAS/OpenMP (and torch, if loaded) thread counts for the timed region."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, torch: bool = False) -> None:
         self.threads = threads
+        self.torch = torch
 
     def __enter__(self) -> "_ThreadLimit":
         from threadpoolctl import threadpool_limits
 
         self._limits = threadpool_limits(limits=self.threads)
+        if self.torch:
+            import torch  # noqa: F401  (imported here, outside the timed region)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(self.threads)
         return self
@@ -264,7 +267,7 @@ def run_task(task: Task) -> list[dict[str, Any]]:
         RunContext(solver_rng(cfg, task.solver, i), task.budget_seconds, device=task.device)
         for i in task.instances
     ]
-    with _ThreadLimit(task.threads):
+    with _ThreadLimit(task.threads, solver.uses_torch):
         if solver.batched and len(problems) > 1:
             outcomes = _run_batch(solver, problems, options, ctxs, task.budget_seconds)
         else:

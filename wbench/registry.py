@@ -31,6 +31,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.baselines",
     "wbench.solvers.wmmse",
     "wbench.solvers.dpc_bound",
+    "wbench.solvers.adam",
+    "wbench.solvers.metaopt",
+    "wbench.solvers.mlbf",
+    "wbench.solvers.multistart",
+    "wbench.solvers.manifold",
 )
 
 

@@ -114,6 +114,9 @@ class Solver:
     scenarios: ClassVar[tuple[str, ...] | None] = None
     options: ClassVar[dict[str, Param]] = {}
     budget_options: ClassVar[tuple[str, ...]] = ()
+    #: Solvers that use torch set this, so that the harness imports torch (and fixes its thread count)
+    #: before the clock starts: a one-off import is not the solver's time.
+    uses_torch: ClassVar[bool] = False
     origin: str = ""
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
