@@ -28,6 +28,7 @@ GROUP = "wbench"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
+    "wbench.scenarios.bdris",
     "wbench.solvers.baselines",
     "wbench.solvers.wmmse",
     "wbench.solvers.dpc_bound",

@@ -1,0 +1,155 @@
+"""``bdris``: RIS and beyond-diagonal RIS aided MU-MISO sum rate (seed 000, section VI; SCENARIOS.md §2).
+
+A BS with ``Nt`` antennas serves ``K`` single-antenna users through a (BD-)RIS of ``B`` elements; there is
+no direct link. With ``G in C^{B x Nt}`` (BS -> RIS), ``h_k in C^B`` (RIS -> user k), scattering matrix
+``Phi`` and precoder ``P = [p_1 .. p_K]``:
+
+    y_k = h_k^H Phi G P s + n_k                                                  (seed 000, eq. (27))
+    SINR_k = |h_k^H Phi G p_k|^2 / (sum_{j != k} |h_k^H Phi G p_j|^2 + sigma2)
+    SR = sum_k log2(1 + SINR_k),    tr(P P^H) <= P_t                             (eq. (30))
+
+``architecture``:
+
+* ``diagonal``: conventional RIS, ``Phi = diag(phi)``, ``|phi_b| = 1`` (eq. (28)); the variable ``Phi`` is the
+  vector ``phi`` of length ``B``;
+* ``fully``: fully-connected BD-RIS, ``Phi^H Phi = I_B`` (eq. (29));
+* ``group``: group-connected BD-RIS (Li, Shen, Clerckx 2023; seed 000 ref. [50]): block-diagonal with
+  unitary blocks of size ``group_size`` (``group_size = 1`` is the diagonal RIS, ``= B`` fully connected);
+
+``symmetric=true`` adds reciprocity, ``Phi = Phi^T`` (a symmetric unitary matrix is ``U U^T`` with ``U``
+unitary, Takagi). Channels: ``G = sqrt(xi_BR) G~``, ``h_k = sqrt(xi_RU) h~_k`` with ``CN(0, 1)`` entries and
+``xi = xi0 (d / d0)^(-eps)``, ``xi0 = -30 dB``, ``d0 = 1 m``, ``eps = 2``, ``d_BR = 50 m``, ``d_RU = 2.5 m``,
+``sigma2 = -80 dBm`` (seed 000, section VI-B); the transmit power ``pt_dbm`` is the swept "SNR" axis.
+
+Numerics (a choice, not the paper's): the channel arrays are stored small-scale (``G~``, ``h~``) and the
+path loss over noise enters as one factor ``xi_BR xi_RU / sigma2``, so that nothing is of order 1e-11;
+the model is the same. Feasibility tolerances: power relative 1e-6, unit modulus 1e-6, unitarity and
+symmetry 1e-6 in Frobenius norm (``wbench.problem``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..channels.rayleigh import cn
+from ..hookspecs import hookimpl
+from ..params import Param
+from ..problem import BlockUnitary, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ..scenario import Channel, Scenario
+
+ARCHITECTURES = ("diagonal", "fully", "group")
+
+
+def path_loss(d: float, xi0_db: float = -30.0, d0: float = 1.0, eps: float = 2.0) -> float:
+    """``xi = xi0 (d / d0)^(-eps)`` as a linear power gain."""
+    return 10 ** (xi0_db / 10) * (d / d0) ** (-eps)
+
+
+def dbm_to_watt(dbm: float) -> float:
+    return 10 ** ((dbm - 30.0) / 10.0)
+
+
+@dataclass
+class BdrisProblem(Problem):
+    """One realisation: maximise the sum rate over ``P`` (precoder) and ``Phi`` (scattering)."""
+
+    G: np.ndarray = None  # type: ignore[assignment]  (B x Nt, small-scale)
+    Hr: np.ndarray = None  # type: ignore[assignment]  (K x B, row k = h~_k)
+    gain: float = 1.0  # xi_BR xi_RU / sigma2
+    power: float = 1.0  # P_t in W
+    architecture: str = "fully"
+
+    def phi_matrix(self, phi: Any, xp: Any = np) -> Any:
+        """The ``B x B`` scattering matrix from the variable (the vector ``phi`` for a diagonal RIS)."""
+        return xp.diag(phi) if self.architecture == "diagonal" else phi
+
+    def effective_channel(self, phi: np.ndarray) -> np.ndarray:
+        """Rows ``sqrt(gain) h~_k^H Phi G~`` (K x Nt), noise-normalised: a MISO channel for the precoder."""
+        return np.sqrt(self.gain) * (self.Hr.conj() @ self.phi_matrix(np.asarray(phi)) @ self.G)
+
+    def utility(self, x: Vars) -> float:
+        A = self.effective_channel(x["Phi"])
+        g = np.abs(A @ np.asarray(x["P"])) ** 2
+        signal = np.diag(g)
+        return float(np.sum(np.log2(1.0 + signal / (g.sum(axis=1) - signal + 1.0))))
+
+    def loss_torch(self, x: Mapping[str, Any]) -> Any:
+        import torch
+
+        P, Phi = x["P"], x["Phi"]
+        G = torch.as_tensor(self.G, dtype=P.dtype, device=P.device)
+        Hr = torch.as_tensor(self.Hr, dtype=P.dtype, device=P.device)
+        A = np.sqrt(self.gain) * (Hr.conj() @ self.phi_matrix(Phi, torch) @ G)
+        g = (A @ P).abs() ** 2
+        signal = torch.diagonal(g)
+        return -torch.log2(1.0 + signal / (g.sum(dim=1) - signal + 1.0)).sum()
+
+    def _initial(self, method: str, rng: np.random.Generator) -> Vars:
+        b = self.G.shape[0]
+        if method == "mrt":  # Phi = identity (phi = 1), P = MRT on the effective channel at full power
+            phi = np.ones(b, complex) if self.architecture == "diagonal" else np.eye(b, dtype=complex)
+            A = self.effective_channel(phi)
+            P = A.conj().T
+            return {"P": P * np.sqrt(self.power / np.sum(np.abs(P) ** 2)), "Phi": phi}
+        return super()._initial(method, rng)
+
+
+class Bdris(Scenario):
+    name = "bdris"
+    description = "RIS / beyond-diagonal RIS aided MU-MISO sum rate (seed 000, Cerna Loli & Clerckx, sec. VI)"
+    params = {
+        "Nt": Param(4, "BS antennas", min=1, max=1024),
+        "K": Param(4, "single-antenna users", min=1, max=1024),
+        "B": Param(16, "RIS elements", min=1, max=1024),
+        "architecture": Param("fully", "diagonal | fully | group", choices=ARCHITECTURES),
+        "group_size": Param(4, "elements per group (architecture=group)", min=1),
+        "symmetric": Param(False, "reciprocal BD-RIS, Phi = Phi^T"),
+        "pt_dbm": Param(30.0, "transmit power P_t in dBm", min=-50, max=80),
+        "noise_dbm": Param(-80.0, "noise power sigma2 in dBm", min=-200, max=50),
+        "d_br": Param(50.0, "BS-RIS distance in m", min=1e-3),
+        "d_ru": Param(2.5, "RIS-user distance in m", min=1e-3),
+    }
+    default_sweep = {"architecture": ["diagonal", "fully"]}
+    default_instances = 20
+    generator_version = "1"
+
+    def check_params(self, params: Mapping[str, Any]) -> str | None:
+        if params["architecture"] == "group" and params["B"] % params["group_size"]:
+            return f"B={params['B']} is not a multiple of group_size={params['group_size']}"
+        if params["architecture"] == "diagonal" and params["symmetric"]:
+            return None  # a diagonal matrix is always symmetric
+        return None
+
+    def draw(self, params: Mapping[str, Any], rng: np.random.Generator) -> Channel:
+        return {"G": cn(rng, (params["B"], params["Nt"])), "H": cn(rng, (params["K"], params["B"]))}
+
+    def problem(self, params: Mapping[str, Any], channel: Channel) -> BdrisProblem:
+        nt, k, b = params["Nt"], params["K"], params["B"]
+        arch, sym = params["architecture"], bool(params["symmetric"])
+        if arch == "diagonal":
+            phi = Variable((b,), UnitModulus())
+        elif arch == "fully":
+            phi = Variable((b, b), Unitary(symmetric=sym))
+        else:
+            phi = Variable((b, b), BlockUnitary(params["group_size"], symmetric=sym))
+        power = dbm_to_watt(params["pt_dbm"])
+        gain = path_loss(params["d_br"]) * path_loss(params["d_ru"]) / dbm_to_watt(params["noise_dbm"])
+        return BdrisProblem(
+            variables={"P": Variable((nt, k), PowerBall(power)), "Phi": phi},
+            scenario=self.name,
+            params=dict(params),
+            init_methods=("mrt", "random"),
+            G=np.asarray(channel["G"], dtype=np.complex128),
+            Hr=np.asarray(channel["H"], dtype=np.complex128),
+            gain=gain,
+            power=power,
+            architecture=arch,
+        )
+
+
+@hookimpl
+def wbench_register_scenarios(register) -> None:
+    register(Bdris())
