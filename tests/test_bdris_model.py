@@ -86,3 +86,21 @@ def test_single_user_closed_forms_are_attained_by_constructed_optima():
 def test_group_size_must_divide_b():
     with pytest.raises(ParamError, match="multiple of group_size"):
         Bdris().resolve_params({"architecture": "group", "B": 10, "group_size": 4})
+
+
+def test_wmmse_optimises_the_precoder_on_the_effective_channel():
+    """On bdris, WMMSE sees the MU-MISO problem of the effective channel with Phi held at its start:
+    with one user it reaches the MRT capacity of that channel, log2(1 + ||a||^2 P)."""
+    from wbench.solver import RunContext
+    from wbench.solvers.wmmse import Wmmse
+
+    prob = make(seed=4, K=1, Nt=3, B=6, architecture="fully")
+    sol = Wmmse().solve(prob, {"init": "mrt", "starts": 1}, RunContext(np.random.default_rng(0)))
+    np.testing.assert_array_equal(sol.x["Phi"], np.eye(6))
+    a = prob.effective_channel(np.eye(6))[0]
+    assert prob.feasibility(sol.x).feasible
+    assert prob.utility(sol.x) == pytest.approx(np.log2(1 + prob.power * np.sum(np.abs(a) ** 2)), rel=1e-9)
+    multi = make(seed=4, K=3, Nt=4, B=8, architecture="group", group_size=4)
+    sol = Wmmse().solve(multi, {"starts": 3}, RunContext(np.random.default_rng(1)))
+    assert multi.feasibility(sol.x).feasible
+    assert multi.utility(sol.x) == pytest.approx(max(sol.info["start_wsr"]), rel=1e-12)

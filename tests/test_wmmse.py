@@ -227,7 +227,7 @@ def test_options_and_registration():
     opts = SOLVER.resolve_options({"max_iter": "10", "init": "mrt", "starts": "1"})
     assert opts == {"max_iter": 10, "tol": 1e-4, "starts": 1, "init": "mrt"}
     assert SOLVER.budget_label(opts) == "max_iter=10,tol=0.0001,starts=1,init=mrt"
-    for bad in ({"init": "svd"}, {"tol": -1}, {"starts": 0}, {"max_iter": 0}, {"iters": 3}):
+    for bad in ({"tol": -1}, {"starts": 0}, {"max_iter": 0}, {"iters": 3}):
         with pytest.raises(ParamError):
             SOLVER.resolve_options(bad)
     got = []
@@ -235,3 +235,6 @@ def test_options_and_registration():
     assert [type(s) for s in got] == [Wmmse] and got[0].batched and got[0].supports("miso")
     with pytest.raises(ValueError, match="zf"):
         SOLVER.solve(make_problem(0, Nt=2, K=3), {"init": "zf"}, RunContext(np.random.default_rng(0)))
+    # initial points are the scenario's: an unknown name fails the run, naming the valid ones
+    with pytest.raises(ValueError, match="unknown initial point 'svd'; valid: mrt, rzf, zf, random"):
+        SOLVER.solve(make_problem(0), {"init": "svd"}, RunContext(np.random.default_rng(0)))

@@ -290,6 +290,23 @@ class Feasibility:
 
 
 @dataclass
+class MisoView:
+    """A linear-precoding sub-problem inside a problem, with every other variable held fixed.
+
+    Rates are ``sum_k weights_k log2(1 + |h_k^H v_k|^2 / (sum_{j != k} |h_k^H v_j|^2 + sigma2))`` with
+    ``H`` of shape ``(K, Nt)`` (row ``k`` = ``h_k``) and the precoder ``x[variable]`` (``Nt x K``) in a power
+    ball of ``power``. Precoder algorithms (WMMSE, ZF ...) use it on any scenario that offers it: the MISO
+    channel itself for ``miso``, the effective channel ``h_k^H Phi G`` for ``bdris``.
+    """
+
+    H: np.ndarray
+    weights: np.ndarray
+    power: float
+    sigma2: float
+    variable: str
+
+
+@dataclass
 class Problem:
     """One channel realisation of a scenario, as an optimisation problem (maximise :meth:`utility`).
 
@@ -315,6 +332,14 @@ class Problem:
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """Scenario inequality constraints beyond the variable sets, each ``>= 0`` when satisfied."""
         return {}
+
+    def miso_view(self, x: Vars) -> MisoView:
+        """The precoding sub-problem at ``x`` (other variables fixed), for scenarios that have one."""
+        raise NotImplementedError(f"scenario {self.scenario!r} has no linear-precoding view")
+
+    @property
+    def has_miso_view(self) -> bool:
+        return type(self).miso_view is not Problem.miso_view
 
     # -- sets, feasibility, starting points -----------------------------------------------------
     def project(self, x: Vars) -> Vars:

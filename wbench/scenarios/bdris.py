@@ -37,7 +37,7 @@ import numpy as np
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import BlockUnitary, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ..problem import BlockUnitary, MisoView, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
 from ..scenario import Channel, Scenario
 
 ARCHITECTURES = ("diagonal", "fully", "group")
@@ -69,6 +69,11 @@ class BdrisProblem(Problem):
     def effective_channel(self, phi: np.ndarray) -> np.ndarray:
         """Rows ``sqrt(gain) h~_k^H Phi G~`` (K x Nt), noise-normalised: a MISO channel for the precoder."""
         return np.sqrt(self.gain) * (self.Hr.conj() @ self.phi_matrix(np.asarray(phi)) @ self.G)
+
+    def miso_view(self, x: Vars) -> MisoView:
+        """The MU-MISO precoding problem on the effective channel, ``Phi`` fixed (noise-normalised)."""
+        A = self.effective_channel(x["Phi"])
+        return MisoView(A.conj(), np.ones(A.shape[0]), self.power, 1.0, "P")
 
     def utility(self, x: Vars) -> float:
         A = self.effective_channel(x["Phi"])

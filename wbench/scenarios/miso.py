@@ -28,7 +28,7 @@ import numpy as np
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import PowerBall, Problem, Variable, Vars
+from ..problem import MisoView, PowerBall, Problem, Variable, Vars
 from ..scenario import Channel, Scenario
 
 
@@ -74,6 +74,9 @@ class MisoProblem(Problem):
         signal = torch.diagonal(g)
         interference = g.sum(dim=1) - signal
         return -(w * torch.log2(1.0 + signal / (interference + self.sigma2))).sum()
+
+    def miso_view(self, x: Vars) -> MisoView:
+        return MisoView(self.H, self.weights, self.power, self.sigma2, "V")
 
     def _initial(self, method: str, rng: np.random.Generator) -> Vars:
         A = self.H.conj()  # rows h_k^H: received signal y = A V s + n

@@ -1,4 +1,5 @@
-"""WMMSE for the ``miso`` scenario, vectorised over realisations and starts.
+"""WMMSE for any problem with a linear-precoding view (``miso``; ``bdris`` with ``Phi`` held at its start
+point), vectorised over realisations and starts.
 
 Algorithm: Q. Shi, M. Razaviyayn, Z.-Q. Luo, C. He, "An iteratively weighted MMSE approach to distributed
 sum-utility maximization for a MIMO interfering broadcast channel", IEEE Trans. Signal Process. 59(9),
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import Problem
+from ..problem import MisoView, Problem
 from ..solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
@@ -185,16 +186,19 @@ def wmmse_stack(
 class Wmmse(Solver):
     """WMMSE, best of ``starts`` runs; the defaults are the seed-001 protocol.
 
-    ``wmmse[max_iter=10,init=mrt,starts=1]`` is the baseline of the MLBF authors' code. The trace holds
-    the best current start of each realisation after every sweep, numbered by sweep;
-    :attr:`Solution.iterations` counts WMMSE iterations summed over the starts.
+    ``wmmse[max_iter=10,init=mrt,starts=1]`` is the baseline of the MLBF authors' code. It applies to every
+    problem with a :meth:`~wbench.problem.Problem.miso_view`: the precoder is optimised with the other
+    variables held at the start point (for ``bdris``: ``Phi = I`` from ``init=mrt``, a random scattering
+    matrix from ``init=random``, a different one per random start). The trace holds the best current start
+    of each realisation after every sweep, numbered by sweep; :attr:`Solution.iterations` counts WMMSE
+    iterations summed over the starts.
     """
 
     name = "wmmse"
     version = "1"
     description = "WMMSE (Shi et al. 2011), best of n starts; defaults = seed-001 protocol"
     tags = frozenset({"conventional"})
-    scenarios = ("miso",)
+    scenarios = None
     batched = True
     options = {
         "max_iter": Param(100, "WMMSE iterations per start", min=1),
@@ -202,11 +206,14 @@ class Wmmse(Solver):
         "starts": Param(10, "number of starts; the best final WSR is kept", min=1),
         "init": Param(
             "random",
-            "first start: random, mrt, zf or rzf (the other starts are random feasible points)",
-            choices=("random", "mrt", "zf", "rzf"),
+            "first start: a named initial point of the scenario (miso: random, mrt, zf, rzf; bdris: random, "
+            "mrt); the other starts are random feasible points",
         ),
     }
     budget_options = ("max_iter", "tol", "starts", "init")
+
+    def supports_problem(self, problem: Problem) -> bool:
+        return problem.has_miso_view
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         return self.solve_batch([problem], options, [ctx])[0]
@@ -218,34 +225,44 @@ class Wmmse(Solver):
         problems, ctxs = list(problems), list(ctxs)
         if len(problems) != len(ctxs):
             raise ValueError("solve_batch needs one RunContext per problem")
+        starts = [_starting_points(p, opts, c.rng) for p, c in zip(problems, ctxs)]
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, p in enumerate(problems):
-            groups.setdefault(np.shape(p.H), []).append(i)
+        for i, s in enumerate(starts):
+            groups.setdefault(np.shape(s[0][1].H), []).append(i)
         out: list[Solution] = [Solution()] * len(problems)
         for idx in groups.values():
-            sols = _solve_same_shape([problems[i] for i in idx], opts, [ctxs[i] for i in idx])
+            sols = _solve_same_shape([starts[i] for i in idx], opts, [ctxs[i] for i in idx])
             for i, s in zip(idx, sols):
                 out[i] = s
         return out
 
 
-def _starting_points(problem: Problem, opts: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
+Start = tuple[dict[str, np.ndarray], MisoView]
+
+
+def _starting_points(problem: Problem, opts: Mapping[str, Any], rng: np.random.Generator) -> list[Start]:
     """First start from ``init``, the rest random feasible, drawn from ``rng`` in start order."""
     methods = [opts["init"]] + ["random"] * (opts["starts"] - 1)
-    return [np.asarray(problem.initial(m, rng)["V"], dtype=np.complex128) for m in methods]
+    points = [problem.initial(m, rng) for m in methods]
+    return [(x, problem.miso_view(x)) for x in points]
 
 
-def _solve_same_shape(
-    problems: list[Problem], opts: Mapping[str, Any], ctxs: list[RunContext]
-) -> list[Solution]:
-    S, nb = opts["starts"], len(problems)
-    V0 = np.stack([v for p, c in zip(problems, ctxs) for v in _starting_points(p, opts, c.rng)])
-    H = np.repeat(np.stack([np.asarray(p.H, dtype=np.complex128) for p in problems]), S, axis=0)
-    alpha = np.repeat(np.stack([np.asarray(p.weights, dtype=np.float64) for p in problems]), S, axis=0)
-    power = np.repeat(np.array([float(p.power) for p in problems]), S)
-    sigma2 = np.repeat(np.array([float(p.sigma2) for p in problems]), S)
+def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: list[RunContext]
+                      ) -> list[Solution]:
+    S, nb = opts["starts"], len(starts)
+    flat = [s for per in starts for s in per]
+    views = [v for _, v in flat]
+    V0 = np.stack([np.asarray(x[v.variable], dtype=np.complex128) for x, v in flat])
+    H = np.stack([np.asarray(v.H, dtype=np.complex128) for v in views])
+    alpha = np.stack([np.asarray(v.weights, dtype=np.float64) for v in views])
+    power = np.array([float(v.power) for v in views])
+    sigma2 = np.array([float(v.sigma2) for v in views])
     budgeted = [c for c in ctxs if c.budget_seconds is not None]
     best_trace: list[np.ndarray] = []
+
+    def point(b: int, s: int, V: np.ndarray) -> dict[str, np.ndarray]:
+        x, view = flat[b * S + s]
+        return {**x, view.variable: V}
 
     def on_sweep(t: int, V: np.ndarray, wsr: np.ndarray, ran: np.ndarray) -> None:
         # Trace of the best current start of each realisation (one WMMSE iteration of every running start
@@ -253,9 +270,8 @@ def _solve_same_shape(
         rates = wsr.reshape(nb, S)
         best = rates.argmax(axis=1)
         best_trace.append(rates[np.arange(nb), best])
-        Vb = V.reshape(nb, S, *V.shape[1:])[np.arange(nb), best]
         for b in np.flatnonzero(ran.reshape(nb, S).any(axis=1)):
-            ctxs[b].checkpoint({"V": Vb[b]}, t)
+            ctxs[b].checkpoint(point(b, best[b], V[b * S + best[b]]), t)
 
     V, wsr, iters = wmmse_stack(
         H, alpha, power, sigma2, V0, opts["max_iter"], opts["tol"], on_sweep,
@@ -266,16 +282,16 @@ def _solve_same_shape(
     for b, ctx in enumerate(ctxs):
         sl = slice(b * S, (b + 1) * S)
         best = int(np.argmax(wsr[sl]))
-        Vb = V[sl][best].copy()
+        xb = point(b, best, V[sl][best].copy())
         sweeps = int(iters[sl].max())
         if not ctx.checkpoints or ctx.checkpoints[-1][1] != sweeps:
-            ctx.checkpoint({"V": Vb}, sweeps, force=True)
+            ctx.checkpoint(xb, sweeps, force=True)
         info = {
             "start_wsr": wsr[sl].tolist(),
             "best_start": best,
             "wsr_trace": trace[: sweeps + 1, b].tolist(),  # best current WSR after each sweep
         }
-        out.append(Solution(x={"V": Vb}, iterations=int(iters[sl].sum()), info=info))
+        out.append(Solution(x=xb, iterations=int(iters[sl].sum()), info=info))
     return out
 
 
