@@ -236,6 +236,8 @@ class _ThreadLimit:
         self.torch = torch
 
     def __enter__(self) -> "_ThreadLimit":
+        import scipy.linalg  # noqa: F401  SciPy ships its own OpenBLAS: load it before limiting threads,
+        import scipy.optimize  # noqa: F401  or a solver's first SciPy call runs it unlimited (and untimed-in)
         from threadpoolctl import threadpool_limits
 
         self._limits = threadpool_limits(limits=self.threads)

@@ -82,6 +82,11 @@ class RunContext:
         return self.budget_seconds is not None and self.elapsed() >= self.budget_seconds
 
     # -- traces ----------------------------------------------------------------------------------
+    @staticmethod
+    def wants(iteration: int) -> bool:
+        """Whether :meth:`checkpoint` keeps this iteration (a log schedule), so a solver can skip copies."""
+        return iteration in _SCHEDULE
+
     def checkpoint(self, x: Mapping[str, Any], iteration: int, force: bool = False) -> None:
         """Record the current iterate for the anytime curve (kept on a log schedule of iterations)."""
         if not force and iteration not in _SCHEDULE:

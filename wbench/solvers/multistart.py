@@ -1,10 +1,487 @@
-"""Placeholder for the `multistart` solver (issue 3, in progress): registers nothing yet."""
+"""``multistart``: the fmincon-like baseline, a constrained local solver from many random starts.
+
+The baseline of seed 004 (CoMP-RSMA with movable antennas; SCENARIOS.md section 6: "constrained local
+solver (SciPy SLSQP or trust-constr) from 100 random starts, best feasible kept"), written once for every
+scenario through the :class:`~wbench.problem.Problem` interface.
+
+Method, per start:
+
+* Variables are packed into one real vector (:func:`autodiff.pack`: complex entries as (real, imaginary)
+  pairs). A variable on a power ball is optimised in units of ``sqrt(budget)`` so that every coordinate is
+  O(1) (SLSQP's step and objective tests are absolute); off-block entries of a block-unitary variable are
+  held at zero and not optimised.
+* Objective: the scenario's differentiable loss (``problem.loss_torch``, ``-utility`` plus the scenario's
+  own penalties) with its exact gradient from torch autograd (:func:`autodiff.loss_and_grad`). For a
+  complex entry ``z = a + ib`` torch returns ``dL/da + i dL/db``, so the packed gradient is exactly the
+  gradient in the packed coordinates.
+* Constraints from each variable's set, with analytic Jacobians:
+  ``PowerBall``: ``1 - ||x||^2 / budget >= 0``;
+  ``UnitModulus``: ``|x_i|^2 - 1 = 0``;
+  ``Unitary``: ``X^H X - I = 0`` (real parts of the upper triangle and imaginary parts of the strict upper
+  triangle: ``n^2`` equations);
+  ``BlockUnitary``: the same per diagonal block, off-block entries fixed at zero (not optimised);
+  ``symmetric=True`` (reciprocal BD-RIS): ``X = W W^T`` with ``W`` (block-)unitary (Takagi; SCENARIOS.md
+  section 2), ``W`` optimised under the constraints above and the start's ``W = X^(1/2)``. Adding
+  ``X - X^T = 0`` to ``X^H X - I = 0`` instead would leave the equality Jacobian rank-deficient by
+  ``n(n-1)/2`` at every feasible point (the set has dimension ``n(n+1)/2``), and SLSQP then stops after
+  one iteration far from a stationary point;
+  ``Box``: bounds; ``Simplex``: bounds ``x >= 0`` and ``total - sum(x) >= 0`` (``= 0`` with ``equality``).
+  The scenario's own ``problem.constraints(x) >= 0`` are added as inequalities with a Jacobian by central
+  finite differences (they are NumPy-only and may be non-smooth, e.g. a minimum over users).
+* ``scipy.optimize.minimize`` with ``method=slsqp`` (default) or ``trust-constr`` (BFGS Hessian
+  approximations), ``max_iter`` iterations, ``tol`` as SLSQP's ``ftol`` or trust-constr's ``gtol``/``xtol``.
+
+Starts: the first is the named initial point ``init`` (default: the problem's first initialiser), the others
+``problem.initial("random", ctx.rng)``, drawn in start order, so one seed gives one answer. With
+``final_project`` (default **on**) the end point of every start is projected onto the variable sets
+(``problem.project``) before it is judged: SLSQP stops with set violations of about 1e-8..1e-10 and
+trust-constr with larger ones, and the projection puts the answer exactly on the sets at a utility cost of
+the same order. The option is in the budget label, so a leaderboard shows whether the answer was projected;
+``final_project=false`` returns SciPy's raw points, as fmincon would.
+
+Selection: a point is judged as it would be returned (projected when ``final_project``) by
+``problem.feasibility`` and by the solver's own objective (``-loss``, not ``problem.utility``, which may use
+evaluation data a solver must not see). Candidates are the starting points, every start's end point, and
+the iterates at the iterations a trace keeps (1..10, then about 12 per decade: judging every iterate would
+cost about 20% more time on ``miso``). The best feasible candidate is returned; if none is feasible, the one
+whose worst violation relative to its tolerance is smallest.
+
+Budget: ``ctx.expired()`` is checked between starts and after every SciPy iteration (the callback stops
+SciPy). Checkpoints record the best-so-far point, numbered by SciPy iterations summed over the starts.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
 from ..hookspecs import hookimpl
+from ..params import Param
+from ..problem import BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Vars
+from ..solver import RunContext, Solution, Solver
+
+_KNOWN_SETS = (PowerBall, UnitModulus, Unitary, BlockUnitary, Box, Simplex)
+_FD_STEP = np.finfo(np.float64).eps ** (1 / 3)  # central differences: truncation ~ rounding error
+
+
+def _unitary_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Residuals of ``X^H X = I`` and their derivatives w.r.t. the real and imaginary part of every entry.
+
+    Rows: real parts of the upper triangle of ``M = X^H X - I`` and imaginary parts of its strict upper
+    triangle (``M`` is Hermitian), ``n^2`` equations, independent at every unitary ``X``. Returns
+    ``values`` (m,), ``d_re`` and ``d_im`` (m, n, n) with ``d_re[r, a, b] = d value_r / d Re X_ab``.
+    ``M_jk = sum_a conj(X_aj) X_ak``, so only columns ``j`` and ``k`` of ``X`` enter row ``(j, k)``:
+    ``dM_jk/dRe X_aj += X_ak``, ``dM_jk/dRe X_ak += conj(X_aj)``, ``dM_jk/dIm X_aj += -i X_ak``,
+    ``dM_jk/dIm X_ak += i conj(X_aj)``.
+    """
+    n = X.shape[0]
+    J, K = np.triu_indices(n)
+    P = np.arange(J.size)
+    M = X.conj().T @ X - np.eye(n)
+    dre = np.zeros((J.size, n, n), dtype=np.complex128)
+    dim = np.zeros((J.size, n, n), dtype=np.complex128)
+    # Advanced indices separated by a slice put the pair axis first: shape (pairs, n) on both sides.
+    dre[P, :, J] += X[:, K].T
+    dre[P, :, K] += X[:, J].conj().T
+    dim[P, :, J] += -1j * X[:, K].T
+    dim[P, :, K] += 1j * X[:, J].conj().T
+    off = J < K
+    values = np.concatenate([M[J, K].real, M[J, K].imag[off]])
+    return values, np.concatenate([dre.real, dre.imag[off]]), np.concatenate([dim.real, dim.imag[off]])
+
+
+def _takagi_factor(phi: np.ndarray) -> np.ndarray:
+    """A unitary ``U`` with ``U U^T = phi`` for a symmetric unitary ``phi``: the square root ``phi^(1/2)``.
+
+    ``phi`` is normal, so ``phi = Z diag(lam) Z^H`` (complex Schur form); a function of ``phi`` applied
+    eigenvalue by eigenvalue is a polynomial in ``phi``, hence symmetric, and ``U U^T = U^2 = phi``. The
+    branch cut of the square root is put in the widest gap between the eigenvalue phases, so that nearly
+    equal eigenvalues get nearly equal roots.
+    """
+    from scipy.linalg import schur
+
+    t, z = schur(phi, output="complex")
+    lam = np.diag(t)
+    ang = np.sort(np.angle(lam))
+    gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
+    i = int(np.argmax(gaps))
+    cut = ang[i] + 0.5 * gaps[i]
+    theta = cut + np.mod(np.angle(lam) - cut, 2 * np.pi)
+    root = np.sqrt(np.abs(lam)) * np.exp(0.5j * theta)
+    return (z * root) @ z.conj().T
+
+
+class _Formulation:
+    """The problem as SciPy sees it: a real vector ``y`` of free, scaled coordinates.
+
+    Internal variables ``w = unpack(full * scale)`` where ``full[free] = y`` and the other coordinates
+    are zero; the problem's variables are ``x = w`` except on symmetric (block-)unitary sets, where
+    ``x = w w^T`` with ``w`` (block-)unitary (Takagi).
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        from . import autodiff
+
+        self.problem = problem
+        self._ad = autodiff
+        self.slices: dict[str, slice] = {}
+        i = 0
+        for name, var in problem.variables.items():
+            width = int(np.prod(var.shape)) * (2 if var.complex else 1)
+            self.slices[name] = slice(i, i + width)
+            i += width
+        self.n_full = i
+        scale = np.ones(i)
+        free = np.ones(i, dtype=bool)
+        lb = np.full(i, -np.inf)
+        ub = np.full(i, np.inf)
+        for name, var in problem.variables.items():
+            c, sl = var.constraint, self.slices[name]
+            if not isinstance(c, _KNOWN_SETS):
+                raise NotImplementedError(f"multistart: no constraint formulation for {c.describe()}")
+            if isinstance(c, (Unitary, BlockUnitary)) and not var.complex:
+                raise NotImplementedError(f"multistart: {c.describe()} on a real variable")
+            if isinstance(c, (Box, Simplex)) and var.complex:
+                raise NotImplementedError(f"multistart: {c.describe()} on a complex variable")
+            if isinstance(c, PowerBall):
+                scale[sl] = math.sqrt(float(c.budget))
+            elif isinstance(c, BlockUnitary):
+                on_block = np.zeros(var.shape, dtype=bool)
+                for b in c._blocks(var.shape[-1]):
+                    on_block[b, b] = True
+                free[sl] = np.repeat(on_block.ravel(), 2)
+            elif isinstance(c, Box):
+                lb[sl], ub[sl] = c.lo, c.hi
+            elif isinstance(c, Simplex):
+                lb[sl] = 0.0
+        self.takagi = {
+            name for name, var in problem.variables.items()
+            if isinstance(var.constraint, (Unitary, BlockUnitary)) and var.constraint.symmetric
+        }
+        self.scale = scale
+        self.free = np.flatnonzero(free)
+        self.col_scale = scale[self.free]
+        self.lb, self.ub = lb[self.free], ub[self.free]
+        self.has_bounds = bool(np.isfinite(self.lb).any() or np.isfinite(self.ub).any())
+        probe = problem.random_feasible(np.random.default_rng(0))
+        w = self.internal(self.from_vars(probe))
+        self.n_eq = self._set_rows(w, "eq")[0].size
+        self.n_set_ineq = self._set_rows(w, "ineq")[0].size
+        self.n_scen = self._scenario(probe).size
+
+    # -- coordinates -------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.free.size)
+
+    def internal(self, y: np.ndarray) -> Vars:
+        full = np.zeros(self.n_full)
+        full[self.free] = y
+        return self._ad.unpack(self.problem, full * self.scale)
+
+    def to_vars(self, y: np.ndarray) -> Vars:
+        w = self.internal(y)
+        return {k: v @ v.T if k in self.takagi else v for k, v in w.items()}
+
+    def from_vars(self, x: Mapping[str, np.ndarray]) -> np.ndarray:
+        w = {}
+        for name, var in self.problem.variables.items():
+            v = np.asarray(x[name], dtype=var.dtype)
+            if name in self.takagi:
+                c = var.constraint
+                blocks = c._blocks(v.shape[-1]) if isinstance(c, BlockUnitary) else [slice(None)]
+                u = np.zeros_like(v)
+                for b in blocks:
+                    u[b, b] = _takagi_factor(v[b, b])
+                v = u
+            w[name] = v
+        return (self._ad.pack(self.problem, w) / self.scale)[self.free]
+
+    # -- objective ---------------------------------------------------------------------------------
+    def objective(self, y: np.ndarray) -> tuple[float, np.ndarray]:
+        w = self.internal(y)
+        x = {k: v @ v.T if k in self.takagi else v for k, v in w.items()}
+        loss, grad = self._ad.loss_and_grad(self.problem, x)
+        for k in self.takagi:
+            # X = W W^T: dL = Re<G, dW W^T + W dW^T> = Re<(G + G^T) conj(W), dW>
+            grad[k] = (grad[k] + grad[k].T) @ w[k].conj()
+        return loss, self._ad.pack(self.problem, grad)[self.free] * self.col_scale
+
+    def loss(self, x: Mapping[str, np.ndarray]) -> float:
+        import torch
+
+        with torch.no_grad():
+            return float(self.problem.loss_torch(self._ad.to_torch(self.problem, x)))
+
+    # -- constraints -------------------------------------------------------------------------------
+    def _set_rows(self, x: Mapping[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values and Jacobian of the set constraints of one kind at internal variables ``x``.
+
+        The Jacobian is w.r.t. the full packed, unscaled internal vector; a symmetric (block-)unitary
+        variable's factor ``w`` is constrained to be (block-)unitary.
+        """
+        values: list[np.ndarray] = []
+        jacs: list[np.ndarray] = []
+
+        def add(v: np.ndarray, d_re: np.ndarray, d_im: np.ndarray | None, sl: slice) -> None:
+            # d_re/d_im: (m, entries) derivatives w.r.t. the real/imaginary part of each entry
+            jac = np.zeros((v.size, self.n_full))
+            if d_im is None:
+                jac[:, sl] = d_re
+            else:
+                jac[:, sl.start : sl.stop : 2] = d_re
+                jac[:, sl.start + 1 : sl.stop : 2] = d_im
+            values.append(v)
+            jacs.append(jac)
+
+        for name, var in self.problem.variables.items():
+            c, sl = var.constraint, self.slices[name]
+            a = np.asarray(x[name], dtype=var.dtype)
+            flat = a.ravel()
+            if isinstance(c, PowerBall) and kind == "ineq":
+                b = float(c.budget)
+                v = np.array([1.0 - float(np.sum(np.abs(flat) ** 2)) / b])
+                if var.complex:
+                    add(v, -2.0 * flat.real[None] / b, -2.0 * flat.imag[None] / b, sl)
+                else:
+                    add(v, -2.0 * flat[None] / b, None, sl)
+            elif isinstance(c, UnitModulus) and kind == "eq":
+                v = np.abs(flat) ** 2 - 1.0
+                if var.complex:
+                    add(v, np.diag(2.0 * flat.real), np.diag(2.0 * flat.imag), sl)
+                else:
+                    add(v, np.diag(2.0 * flat), None, sl)
+            elif isinstance(c, Unitary) and kind == "eq":
+                v, dre, dim = _unitary_rows(a)
+                add(v, dre.reshape(v.size, -1), dim.reshape(v.size, -1), sl)
+            elif isinstance(c, BlockUnitary) and kind == "eq":
+                n = a.shape[-1]
+                for blk in c._blocks(n):
+                    v, dre, dim = _unitary_rows(a[blk, blk])
+                    full_re = np.zeros((v.size, n, n))
+                    full_im = np.zeros((v.size, n, n))
+                    full_re[:, blk, blk] = dre
+                    full_im[:, blk, blk] = dim
+                    add(v, full_re.reshape(v.size, -1), full_im.reshape(v.size, -1), sl)
+            elif isinstance(c, Simplex) and (kind == "eq") == c.equality:
+                add(np.array([c.total - float(flat.sum())]), -np.ones((1, flat.size)), None, sl)
+        if not values:
+            return np.zeros(0), np.zeros((0, self.n_full))
+        return np.concatenate(values), np.concatenate(jacs)
+
+    def _scenario(self, x: Vars) -> np.ndarray:
+        cons = self.problem.constraints(x)
+        if not cons:
+            return np.zeros(0)
+        return np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in cons.values()])
+
+    def eq(self, y: np.ndarray) -> np.ndarray:
+        return self._set_rows(self.internal(y), "eq")[0]
+
+    def eq_jac(self, y: np.ndarray) -> np.ndarray:
+        return self._set_rows(self.internal(y), "eq")[1][:, self.free] * self.col_scale
+
+    def ineq(self, y: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._set_rows(self.internal(y), "ineq")[0], self._scenario(self.to_vars(y))])
+
+    def ineq_jac(self, y: np.ndarray) -> np.ndarray:
+        jac = self._set_rows(self.internal(y), "ineq")[1][:, self.free] * self.col_scale
+        if self.n_scen == 0:
+            return jac
+        return np.concatenate([jac, self.scenario_jac(y)])
+
+    def scenario_jac(self, y: np.ndarray) -> np.ndarray:
+        """Central finite differences of ``problem.constraints`` in the scaled coordinates."""
+        out = np.empty((self.n_scen, self.n))
+        for i in range(self.n):
+            h = _FD_STEP * max(1.0, abs(float(y[i])))
+            yp, ym = y.copy(), y.copy()
+            yp[i] += h
+            ym[i] -= h
+            out[:, i] = (self._scenario(self.to_vars(yp)) - self._scenario(self.to_vars(ym))) / (2 * h)
+        return out
+
+
+@dataclass
+class _Candidate:
+    x: Vars
+    objective: float  # -loss: larger is better
+    feasible: bool
+    violation: float  # worst violation relative to its tolerance
+
+
+def _judge(form: _Formulation, x: Vars, objective: float | None = None) -> _Candidate:
+    feas = form.problem.feasibility(x)
+    rel = max((v / max(feas.tolerances[k], 1e-300) for k, v in feas.violations.items()), default=0.0)
+    if objective is None:
+        objective = -form.loss(x)
+    if not math.isfinite(objective):
+        objective = -math.inf
+    return _Candidate(x, objective, bool(feas.feasible), rel if math.isfinite(rel) else math.inf)
+
+
+def _better(a: _Candidate, b: _Candidate | None) -> bool:
+    """Whether ``a`` beats ``b``: feasible first, then larger objective; else smaller violation."""
+    if b is None:
+        return True
+    if a.feasible != b.feasible:
+        return a.feasible
+    if a.feasible:
+        return a.objective > b.objective
+    return a.violation < b.violation
+
+
+class Multistart(Solver):
+    """SciPy SLSQP / trust-constr from ``starts`` starts, best feasible kept (seed 004's fmincon baseline)."""
+
+    name = "multistart"
+    version = "1"
+    description = "fmincon-like baseline: SciPy SLSQP/trust-constr from n random starts, best feasible kept"
+    tags = frozenset({"conventional"})
+    scenarios = None
+    uses_torch = True
+    options = {
+        "method": Param("slsqp", "SciPy constrained local solver", choices=("slsqp", "trust-constr")),
+        "starts": Param(10, "number of starts (the seed-004 protocol is 100)", min=1),
+        "max_iter": Param(500, "SciPy iterations per start", min=1),
+        "tol": Param(1e-9, "SLSQP ftol (absolute, on the loss) or trust-constr gtol and xtol", min=1e-16),
+        "init": Param(
+            "auto",
+            "first start: a named initial point of the problem ('auto' = the problem's first initialiser); "
+            "the other starts are random feasible points",
+        ),
+        "final_project": Param(
+            True,
+            "project every start's end point onto the variable sets before judging it (default on; SLSQP "
+            "ends ~1e-8..1e-10 off the sets); false returns SciPy's raw points as fmincon would",
+        ),
+    }
+    budget_options = ("method", "starts", "max_iter", "final_project")
+
+    def supports_problem(self, problem: Problem) -> bool:
+        return all(isinstance(v.constraint, _KNOWN_SETS) for v in problem.variables.values())
+
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        opts = self.resolve_options(options)
+        form = _Formulation(problem)
+        init = problem.init_methods[0] if opts["init"] == "auto" else opts["init"]
+        if init not in problem.init_methods:
+            raise ValueError(f"init={init!r} is not an initial point of this problem; "
+                             f"valid: auto, {', '.join(problem.init_methods)}")
+        minimise = _slsqp if opts["method"] == "slsqp" else _trust_constr
+
+        best: _Candidate | None = None
+        iterations = 0
+        starts_info: list[dict[str, Any]] = []
+
+        def offer(cand: _Candidate) -> None:
+            nonlocal best
+            if _better(cand, best):
+                best = cand
+
+        last: dict[str, Any] = {}
+
+        def objective(y: np.ndarray) -> tuple[float, np.ndarray]:
+            f, g = form.objective(y)
+            last["y"], last["f"] = y.copy(), f
+            return f, g
+
+        def finish(y: np.ndarray) -> _Candidate:
+            """A SciPy point as it would be returned: projected when ``final_project``, then judged."""
+            x = form.to_vars(y)
+            if opts["final_project"]:
+                return _judge(form, problem.project(x))
+            f = last["f"] if "y" in last and np.array_equal(last["y"], y) else None
+            return _judge(form, x, None if f is None else -f)
+
+        def callback(intermediate_result: Any) -> None:
+            nonlocal iterations
+            iterations += 1
+            if ctx.wants(iterations):  # judging costs a projection and a loss: only where a trace looks
+                offer(finish(np.asarray(intermediate_result.x, dtype=np.float64)))
+            ctx.checkpoint(best.x, iterations)
+            if ctx.expired():
+                raise StopIteration
+
+        for s in range(opts["starts"]):
+            if s > 0 and ctx.expired():
+                break
+            x0 = _start(problem, init if s == 0 else "random", ctx.rng)
+            offer(_judge(form, x0))
+            if s == 0:
+                ctx.checkpoint(best.x, 0)
+            try:
+                res = minimise(form, objective, form.from_vars(x0), opts, callback)
+                cand = finish(np.asarray(res.x, dtype=np.float64))
+                offer(cand)
+                record = {"objective": cand.objective, "feasible": cand.feasible, "nit": int(res.nit),
+                          "message": str(res.message)}
+            except (ArithmeticError, ValueError) as exc:  # one failing start must not sink the others
+                record = {"objective": None, "feasible": False, "nit": 0,
+                          "message": f"{type(exc).__name__}: {exc}"}
+            starts_info.append(record)
+            if ctx.expired():
+                break
+
+        assert best is not None
+        ctx.checkpoint(best.x, iterations, force=True)
+        objs = [r["objective"] for r in starts_info]
+        info = {
+            "start_objective": objs,
+            "start_feasible": [r["feasible"] for r in starts_info],
+            "start_nit": [r["nit"] for r in starts_info],
+            "start_message": [r["message"] for r in starts_info],
+            "starts_run": len(starts_info),
+            "best_objective": best.objective,
+            "feasible": best.feasible,
+        }
+        return Solution(x={k: np.array(v, copy=True) for k, v in best.x.items()}, iterations=iterations,
+                        info=info)
+
+
+def _start(problem: Problem, method: str, rng: np.random.Generator) -> Vars:
+    if method == "random" and "random" not in problem.init_methods:
+        return problem.random_feasible(rng)
+    return problem.initial(method, rng)
+
+
+def _slsqp(form: _Formulation, objective: Callable, y0: np.ndarray, opts: Mapping[str, Any],
+           callback: Callable) -> Any:
+    from scipy.optimize import minimize
+
+    cons = []
+    if form.n_eq:
+        cons.append({"type": "eq", "fun": form.eq, "jac": form.eq_jac})
+    if form.n_set_ineq + form.n_scen:
+        cons.append({"type": "ineq", "fun": form.ineq, "jac": form.ineq_jac})
+    bounds = list(zip(form.lb, form.ub)) if form.has_bounds else None
+    return minimize(objective, y0, jac=True, method="SLSQP", bounds=bounds, constraints=cons,
+                    callback=callback, options={"maxiter": opts["max_iter"], "ftol": opts["tol"]})
+
+
+def _trust_constr(form: _Formulation, objective: Callable, y0: np.ndarray, opts: Mapping[str, Any],
+                  callback: Callable) -> Any:
+    import warnings
+
+    from scipy.optimize import BFGS, Bounds, NonlinearConstraint, minimize
+
+    cons = []
+    if form.n_eq:
+        cons.append(NonlinearConstraint(form.eq, 0.0, 0.0, jac=form.eq_jac, hess=BFGS()))
+    if form.n_set_ineq + form.n_scen:
+        cons.append(NonlinearConstraint(form.ineq, 0.0, np.inf, jac=form.ineq_jac, hess=BFGS()))
+    bounds = Bounds(form.lb, form.ub) if form.has_bounds else None
+    with warnings.catch_warnings():
+        # trust-constr warns that a quasi-Newton Hessian of a linear constraint is zero; harmless.
+        warnings.filterwarnings("ignore", message=".*delta_grad == 0.0.*")
+        return minimize(objective, y0, jac=True, hess=BFGS(), method="trust-constr", bounds=bounds,
+                        constraints=cons, callback=callback,
+                        options={"maxiter": opts["max_iter"], "gtol": opts["tol"], "xtol": opts["tol"]})
 
 
 @hookimpl
 def wbench_register_solvers(register) -> None:
-    return None
+    register(Multistart())
