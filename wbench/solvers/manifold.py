@@ -1,10 +1,210 @@
-"""Placeholder for the `manifold` solver (issue 3, in progress): registers nothing yet."""
+"""``manifold``: generic Riemannian optimisation with pymanopt on the product manifold of the constraint sets.
+
+Method: the problem's variables live on a product of Riemannian manifolds derived from their constraint
+sets (:mod:`wbench.solvers.manifolds`: a sphere for a full power budget, the complex circle for unit-modulus
+entries, the unitary group, block-diagonal unitary groups), so the constraints hold along the whole run and
+the loss ``problem.loss_torch`` is minimised by an unconstrained Riemannian method: conjugate gradient
+(``cg``, the default; Hestenes-Stiefel rule with restarts, Absil, Mahony, Sepulchre, *Optimization
+Algorithms on Matrix Manifolds*, Princeton 2008, section 8.3), steepest descent with Armijo backtracking
+(``sd``, ibid. section 4.2) or trust regions with truncated CG (``tr``, ibid. ch. 7), all from pymanopt
+(Townsend, Koep, Weichwald, JMLR 17, 2016). The Riemannian gradient is the tangent projection of the
+Euclidean gradient, which torch provides through :func:`wbench.solvers.autodiff.loss_and_grad` in the
+metric ``Re tr(A^H B)`` of every factor (no factor of 2; see :mod:`wbench.solvers.manifolds`). ``tr`` uses
+Hessian-vector products by a second torch backward pass.
+
+Starts: the first from the option ``init`` (default: the problem's first initial point), the others random
+feasible points from ``problem.initial("random", ctx.rng)``; pymanopt never draws a random point, so a seed
+gives identical solutions. The best start (lowest loss) is returned. The trace records the best point so far
+at each gradient evaluation (one per iteration for ``cg``/``sd``), numbered by gradient evaluations summed
+over the starts. The run stops when ``ctx.expired()`` (checked at every loss evaluation, and passed to
+pymanopt as ``max_time``) and returns the best point so far.
+
+The retractions keep the iterates on the sets up to round-off; the returned point is projected onto the sets
+(``problem.project``) once more at the end, which moves it by round-off only.
+"""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+
 from ..hookspecs import hookimpl
+from ..params import Param, ParamError
+from ..problem import Problem, Vars
+from ..solver import RunContext, Solution, Solver
+from .manifolds import unsupported_reason
+
+
+class _OutOfTime(Exception):
+    """Raised from inside the cost when the run's budget is spent, to leave pymanopt at once."""
+
+
+class _Objective:
+    """Loss and Euclidean gradient on the product manifold, evaluated once per point (cached), with the
+    best point so far and the trace."""
+
+    def __init__(self, problem: Problem, pmap: Any, ctx: RunContext) -> None:
+        from . import autodiff
+
+        self.problem, self.pmap, self.ctx = problem, pmap, ctx
+        self._loss_and_grad = autodiff.loss_and_grad
+        self._key: tuple[bytes, ...] | None = None
+        self._value: tuple[float, list[np.ndarray]] | None = None
+        self.best_loss = np.inf
+        self.best_x: Vars | None = None
+        self.gradients = 0  # gradient evaluations over all starts (the trace's iteration count)
+
+    def _eval(self, points: tuple[np.ndarray, ...]) -> tuple[float, list[np.ndarray]]:
+        key = tuple(np.ascontiguousarray(p).tobytes() for p in points)
+        if key != self._key:
+            if self.ctx.expired():
+                raise _OutOfTime
+            x = self.pmap.to_vars(points)
+            loss, grads = self._loss_and_grad(self.problem, x)
+            self._key, self._value = key, (loss, self.pmap.pull_back(grads))
+            if np.isfinite(loss) and loss < self.best_loss:
+                self.best_loss, self.best_x = loss, {k: np.array(v) for k, v in x.items()}
+        return self._value  # type: ignore[return-value]
+
+    def cost(self, *points: np.ndarray) -> float:
+        return self._eval(points)[0]
+
+    def gradient(self, *points: np.ndarray) -> list[np.ndarray]:
+        value = self._eval(points)[1]
+        self.gradients += 1
+        if self.best_x is not None:
+            self.ctx.checkpoint(self.best_x, self.gradients)
+        return value
+
+    def hessian_vector(self, *args: np.ndarray) -> list[np.ndarray]:
+        """Euclidean Hessian of the loss along an ambient direction (second torch backward pass)."""
+        import torch
+
+        from . import autodiff
+
+        n = len(args) // 2
+        if self.ctx.expired():
+            raise _OutOfTime
+        x, d = self.pmap.to_vars(args[:n]), self.pmap.to_vars(args[n:])
+        xt = autodiff.to_torch(self.problem, x, requires_grad=True)
+        names = list(xt)
+        grads = torch.autograd.grad(self.problem.loss_torch(xt), [xt[k] for k in names],
+                                    create_graph=True, allow_unused=True)
+        dot = sum((torch.real(g.conj() * torch.as_tensor(d[k])).sum()
+                   for k, g in zip(names, grads) if g is not None),
+                  start=torch.zeros((), dtype=torch.float64))
+        if not dot.requires_grad:
+            return self.pmap.pull_back({k: np.zeros_like(x[k]) for k in names})
+        hv = torch.autograd.grad(dot, [xt[k] for k in names], allow_unused=True)
+        out = {k: np.zeros_like(x[k]) if h is None else h.detach().numpy() for k, h in zip(names, hv)}
+        return self.pmap.pull_back(out)
+
+
+def make_pymanopt_problem(problem: Problem, objective: _Objective, pmap: Any, hessian: bool = False) -> Any:
+    """The pymanopt problem: numpy-backend cost and Euclidean gradient (and Hessian) from ``objective``."""
+    import pymanopt
+
+    decorate = pymanopt.function.numpy(pmap.manifold)
+
+    # pymanopt inspects the signature: plain functions of *points, not bound methods.
+    def cost(*points: np.ndarray) -> float:
+        return objective.cost(*points)
+
+    def euclidean_gradient(*points: np.ndarray) -> list[np.ndarray]:
+        return objective.gradient(*points)
+
+    def euclidean_hessian(*points_and_directions: np.ndarray) -> list[np.ndarray]:
+        return objective.hessian_vector(*points_and_directions)
+
+    kwargs = {"euclidean_gradient": decorate(euclidean_gradient)}
+    if hessian:
+        kwargs["euclidean_hessian"] = decorate(euclidean_hessian)
+    return pymanopt.Problem(pmap.manifold, decorate(cost), **kwargs)
+
+
+class ManifoldSolver(Solver):
+    """Riemannian CG / SD / TR (pymanopt) on the product manifold of the constraint sets, best of starts."""
+
+    name = "manifold"
+    version = "1"
+    description = "Riemannian optimisation (pymanopt) on the product manifold of the constraint sets"
+    tags = frozenset({"conventional"})
+    scenarios = None
+    uses_torch = True
+    options = {
+        "method": Param("cg", "cg (conjugate gradient), sd (steepest descent) or tr (trust regions)",
+                        choices=("cg", "sd", "tr")),
+        "max_iter": Param(1000, "iterations per start", min=1),
+        "min_gradient_norm": Param(1e-6, "stop a start once the Riemannian gradient norm is below this",
+                                   min=0),
+        "starts": Param(1, "number of starts; the lowest loss is kept", min=1),
+        "init": Param(None, "first start: one of the problem's initial points (default: its first)",
+                      nullable=True),
+    }
+    budget_options = ("method", "max_iter", "starts")
+
+    def supports_problem(self, problem: Problem) -> bool:
+        return unsupported_reason(problem) is None
+
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        import pymanopt
+
+        from .manifolds import ProductMap
+
+        opts = self.resolve_options(options)
+        init = opts["init"] or problem.init_methods[0]
+        if init not in problem.init_methods:
+            raise ParamError(f"init: {init!r} is not one of {', '.join(problem.init_methods)}")
+        pmap = ProductMap(problem)
+        objective = _Objective(problem, pmap, ctx)
+        mp = make_pymanopt_problem(problem, objective, pmap, hessian=opts["method"] == "tr")
+        settings = dict(max_iterations=opts["max_iter"], min_gradient_norm=opts["min_gradient_norm"],
+                        verbosity=0, log_verbosity=0)
+        optimiser_cls = {"cg": pymanopt.optimizers.ConjugateGradient,
+                         "sd": pymanopt.optimizers.SteepestDescent,
+                         "tr": pymanopt.optimizers.TrustRegions}[opts["method"]]
+
+        start_losses: list[float] = []
+        reasons: list[str] = []
+        iterations = 0
+        for s in range(opts["starts"]):
+            if ctx.expired():
+                break
+            if s == 0:
+                x0 = problem.initial(init, ctx.rng)
+            elif "random" in problem.init_methods:
+                x0 = problem.initial("random", ctx.rng)
+            else:
+                x0 = problem.random_feasible(ctx.rng)
+            # pymanopt's own default is 1000 s: no budget means no time limit.
+            settings["max_time"] = (np.inf if ctx.budget_seconds is None
+                                    else max(ctx.budget_seconds - ctx.elapsed(), 0.0))
+            optimiser = optimiser_cls(**settings)
+            try:
+                with warnings.catch_warnings():
+                    # Hestenes-Stiefel's 0/0 after a rejected line search gives beta = max(0, nan) = 0 (a
+                    # restart), which is right, but numpy warns about it.
+                    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"pymanopt\.")
+                    res = optimiser.run(mp, initial_point=pmap.to_points(problem.project(x0)))
+            except _OutOfTime:
+                reasons.append("budget spent")
+                break
+            iterations += int(res.iterations)
+            start_losses.append(float(res.cost))
+            # pymanopt's message without its timing ("Terminated - min grad norm reached after ...")
+            reasons.append(str(res.stopping_criterion).split(" after ")[0].removeprefix("Terminated - "))
+
+        if objective.best_x is None:  # out of time before the first evaluation: return the first start
+            objective.best_x = problem.initial(init, ctx.rng)
+        x = problem.project(objective.best_x)
+        ctx.checkpoint(x, max(objective.gradients, 1), force=True)
+        info = {"start_losses": start_losses, "stopping": reasons,
+                "gradient_evaluations": objective.gradients, "best_loss": objective.best_loss}
+        return Solution(x=x, iterations=iterations, info=info)
 
 
 @hookimpl
 def wbench_register_solvers(register) -> None:
-    return None
+    register(ManifoldSolver())
