@@ -55,7 +55,7 @@ def test_foreign_database_is_refused(tmp_path):
 def test_list_shows_solvers_with_tags_and_origin():
     r = wbench("list", "solvers")
     assert r.returncode == 0
-    line = next(l for l in r.stdout.splitlines() if "wmmse" in l)
+    line = next(l for l in r.stdout.splitlines() if l.split("│")[1:2] == [" wmmse      "] or l.startswith("│ wmmse "))
     assert "conventional" in line and "built-in" in line
 
 

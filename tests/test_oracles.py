@@ -16,9 +16,15 @@ from wbench.selection import select
 from wbench.store import Store
 
 
+#: Smaller budgets for the solvers whose defaults are paper-scale (tens of seconds per channel); every other
+#: registered solver runs with its defaults. The per-solver test files check the defaults themselves.
+QUICK = {"mlbf": "outer=20", "multistart": "starts=3", "metaopt": "iters=100", "adam": "iters=100"}
+
+
 def run_all(tmp_path, reg, set_params, instances, seed=0):
     configs = harness.build_configs("miso", set_params, {}, seed)
-    names = ",".join(sorted(s.name for s in reg.solvers_for("miso")))
+    names = ",".join(f"{n}[{QUICK[n]}]" if n in QUICK else n
+                     for n in sorted(s.name for s in reg.solvers_for("miso")))
     specs, _ = select(reg, names, "miso")
     with Store(tmp_path / f"o{seed}.db") as s:
         p = harness.plan(s, configs, specs, instances, fresh=True)
@@ -58,7 +64,7 @@ def test_single_user_wmmse_from_mrt_reaches_the_closed_form_at_every_snr(tmp_pat
 
 @given(seed=st.integers(0, 10_000), nt=st.integers(1, 4), k=st.integers(1, 5),
        snr=st.sampled_from(["-10", "0", "10", "20", "40"]))
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 def test_no_feasible_solution_exceeds_the_dpc_bound(tmp_path_factory, seed, nt, k, snr):
     from wbench.registry import get_registry
 

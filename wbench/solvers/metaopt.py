@@ -1,10 +1,236 @@
-"""Placeholder for the `metaopt` solver (issue 3, in progress): registers nothing yet."""
+"""``metaopt``: the generalised meta-learning optimiser of seed 000 (Cerna Loli & Clerckx), generic.
+
+Seed 000, Algorithm 1 (one variable) and Algorithm 3 (two variables), for any number of variables: one
+small MLP ``G_i`` per variable ``X_i``, each fed a *fixed* input, the gradient of the meta-loss at the
+initial point, ``grad_{X_i^0} L(X^0)`` (complex entries flattened as ``[Re, Im]``, seed 000 after eq. (9)),
+and outputting an increment:
+
+    X_i^{t+1} = Omega_i(X_i^0 + G_i(grad_{X_i^0} L(X^0)))                       (eqs. (9)-(11))
+    theta_i^{t+1} = theta_i^t + beta_i Adam(grad_{theta_i} L(X^{t+1}))           (eq. (12))
+
+``Omega_i`` is the projection onto the variable's set for projected variables (eq. (11) for the power
+ball) and the identity for the others, which are penalised instead (eqs. (32)-(33)):
+``L(X) = loss_torch(X) + penalty * sum(set penalties)``. One Adam step per network and iteration on the
+meta-loss of the new iterate; the best iterate (lowest meta-loss, starting from ``L(X^0)``) is returned.
+The loop itself is :mod:`wbench.solvers.gradient_loop`, shared with the ``adam`` ablation.
+
+Defaults (seed 000, section IV-C): three hidden layers of 400 units with sigmoid, tanh, tanh
+activations and a linear output layer, Adam with learning rate ``1e-3`` for every network (``lr_by_var``
+sets per-variable rates, e.g. ``Phi:1e-4;P:1e-3`` as in section VI-C). Weights are drawn like
+``torch.nn.Linear``'s default (uniform in ``+-1/sqrt(fan_in)``) from a generator seeded by ``ctx.rng``.
+
+Choices the paper leaves open, with their defaults (the paper's own setting stays available):
+
+* ``input_norm=rms`` divides the fixed input by its RMS entry. The raw gradient's scale depends on the
+  scenario's units (``miso`` at 0 dB vs 30 dB, RIS links with -80 dBm noise), and sigmoid units
+  saturate on a huge input or see a constant on a tiny one. ``input_norm=raw`` feeds the gradient as the
+  paper does; ``input_norm=max`` divides by the largest entry.
+* ``output_scale=init`` multiplies the network output by the RMS entry of ``X_i^0`` (1 if ``X_i^0`` is
+  zero), so that the increments live on the variable's own scale: with a fixed Adam rate in weight space
+  the distance the output can travel per step is fixed, and without this a precoder with entries of
+  size 30 (30 dB) would need many more iterations than one with entries of size 1 (0 dB).
+  ``output_scale=unit`` is the paper's unscaled output.
+* ``iters=300`` (the paper runs 25 000 at ``B = 200``): on ``miso`` with ``Nt = K = 4`` the best iterate
+  stops improving after 100-300 iterations (about 4 ms each on one CPU thread). From MRT (the default
+  initial point, as in the paper) it converges to the local optimum of MRT's basin, the one single-start
+  WMMSE from MRT finds: over 30 channels 99.7%, 97.6% and 94.7% of the mean WSR of 10-start WMMSE at
+  10, 20 and 30 dB; from ``init=rzf`` 99.6%, 97.7% and 99.8%. More iterations do not change this.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any, Mapping
+
 from ..hookspecs import hookimpl
+from ..params import Param
+from ..problem import Problem
+from ..solver import RunContext, Solution, Solver
+from . import gradient_loop as gl
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "gelu", "linear")
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """``400x400x400`` -> ``(400, 400, 400)``; ``0`` or empty -> no hidden layer (a linear map)."""
+    text = str(text).strip().lower()
+    if text in ("", "0", "none"):
+        return ()
+    sizes = tuple(int(s) for s in text.split("x"))
+    if any(s < 1 for s in sizes):
+        raise ValueError(text)
+    return sizes
+
+
+def parse_activations(text: str) -> tuple[str, ...]:
+    """``sigmoid-tanh-tanh`` -> ``("sigmoid", "tanh", "tanh")``."""
+    text = str(text).strip().lower()
+    if text in ("", "none"):
+        return ()
+    acts = tuple(a.strip() for a in text.split("-"))
+    bad = [a for a in acts if a not in ACTIVATIONS]
+    if bad:
+        raise ValueError(f"unknown activation(s) {', '.join(bad)}; valid: {', '.join(ACTIVATIONS)}")
+    return acts
+
+
+def parse_lr_by_var(text: str) -> dict[str, float]:
+    """``Phi:1e-4;P:1e-3`` -> ``{"Phi": 1e-4, "P": 1e-3}``."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in str(text).split(";")):
+        if not part:
+            continue
+        name, sep, value = part.partition(":")
+        lr = float(value)
+        if not sep or not name.strip() or not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(part)
+        out[name.strip()] = lr
+    return out
+
+
+def _check(parser, what: str):
+    def check(value: str) -> str | None:
+        try:
+            parser(value)
+        except ValueError as exc:
+            return f"cannot read {value!r} as {what} ({exc})"
+        return None
+    return check
+
+
+class MetaOpt(Solver):
+    """Seed 000's meta-learning optimiser: one MLP per variable, fixed gradient input, best iterate."""
+
+    name = "metaopt"
+    version = "1"
+    description = "meta-learning optimiser of seed 000 (Alg. 1/3): an MLP per variable on a fixed gradient input"
+    tags = frozenset({"meta"})
+    scenarios = None
+    uses_torch = True
+    options = {
+        **gl.loop_options(300, "meta-learning iterations T (one Adam step per network each)"),
+        "hidden": Param("400x400x400", "hidden layer sizes, e.g. 400x400x400",
+                        check=_check(parse_hidden, "sizes like 400x400x400")),
+        "activations": Param("sigmoid-tanh-tanh", f"one activation per hidden layer ({', '.join(ACTIVATIONS)})",
+                             check=_check(parse_activations, "activations like sigmoid-tanh-tanh")),
+        "lr": Param(1e-3, "Adam learning rate of every network (beta in eq. (12))", min=0.0),
+        "lr_by_var": Param("", "per-variable Adam rates overriding lr, e.g. Phi:1e-4;P:1e-3",
+                           check=_check(parse_lr_by_var, "name:rate pairs separated by ';'")),
+        "input_norm": Param("rms", "fixed-input normalisation: rms, max, or raw (the paper's raw gradient)",
+                            choices=("rms", "max", "raw")),
+        "output_scale": Param("init", "increment scale: init (RMS entry of X0) or unit (the paper's)",
+                              choices=("init", "unit")),
+    }
+    budget_options = ("iters",)
+
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        import torch
+
+        from . import autodiff
+
+        opts = self.resolve_options(options)
+        hidden = parse_hidden(opts["hidden"])
+        acts = parse_activations(opts["activations"])
+        if len(acts) != len(hidden):
+            raise ValueError(f"activations: {len(acts)} given for {len(hidden)} hidden layers")
+        lr_by_var = parse_lr_by_var(opts["lr_by_var"])
+        unknown = sorted(set(lr_by_var) - set(problem.variables))
+        if unknown:
+            raise ValueError(f"lr_by_var: unknown variable(s) {', '.join(unknown)}; "
+                             f"valid: {', '.join(problem.variables)}")
+
+        setup = gl.prepare(problem, opts, ctx)
+        device, x0 = setup.device, setup.x0
+        gen = autodiff.torch_generator(ctx)
+
+        # The fixed inputs: gradient of the meta-loss at X0, one per variable (line 4 of Algorithm 1).
+        xg = {k: v.clone().requires_grad_(True) for k, v in x0.items()}
+        grads = torch.autograd.grad(setup.loss(xg), list(xg.values()), allow_unused=True)
+        inputs: dict[str, torch.Tensor] = {}
+        for (k, v), g in zip(x0.items(), grads):
+            g = torch.zeros_like(v) if g is None else g.detach()
+            inputs[k] = _normalise(_flatten(g), opts["input_norm"])
+
+        nets = {k: _mlp_params(inputs[k].numel(), hidden, inputs[k].numel(), gen, device) for k in x0}
+        scales = {k: gl.rms(v) if opts["output_scale"] == "init" else 1.0 for k, v in x0.items()}
+        lrs = {k: lr_by_var.get(k, opts["lr"]) for k in x0}
+        opt = gl.make_adam([{"params": nets[k], "lr": lrs[k]} for k in x0])
+        activations = [_activation(a) for a in acts]
+
+        def step() -> tuple[Mapping[str, torch.Tensor], torch.Tensor]:
+            x = {}
+            for k, v in x0.items():
+                inc = _unflatten(_mlp(nets[k], activations, inputs[k]), v) * scales[k]
+                x[k] = setup.omega(k, v + inc)
+            loss = setup.loss(x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return x, loss.detach()
+
+        setup.info.update(lr=lrs, output_scale=scales)
+        return gl.run(setup, ctx, step, opts["iters"], opts["final_project"])
+
+
+# -- the networks (plain tensors: cheaper than nn.Module for a batch of one) ----------------------------
+def _flatten(t: "torch.Tensor") -> "torch.Tensor":
+    """A real vector: ``[Re(vec), Im(vec)]`` for complex tensors, ``vec`` for real ones."""
+    import torch
+
+    flat = t.reshape(-1)
+    return torch.cat([flat.real, flat.imag]) if flat.is_complex() else flat
+
+
+def _unflatten(z: "torch.Tensor", like: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    if like.is_complex():
+        n = like.numel()
+        return torch.complex(z[:n], z[n:]).reshape(like.shape)
+    return z.reshape(like.shape)
+
+
+def _normalise(z: "torch.Tensor", how: str) -> "torch.Tensor":
+    if how == "raw":
+        return z
+    scale = float(z.abs().max()) if how == "max" else float(z.square().mean().sqrt())
+    return z / scale if scale > 0 and math.isfinite(scale) else z
+
+
+def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int, gen: "torch.Generator",
+                device: Any) -> list["torch.Tensor"]:
+    """Weights and biases ``[W1, b1, ..., Wout, bout]``, uniform in ``+-1/sqrt(fan_in)`` (float64).
+
+    Drawn on the CPU from ``gen`` and then moved, so a run gives the same network on every device.
+    """
+    import torch
+
+    params = []
+    sizes = (n_in, *hidden, n_out)
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / math.sqrt(fan_in)
+        for shape in ((fan_out, fan_in), (fan_out,)):
+            w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2.0 - 1.0) * bound
+            params.append(w.to(device).requires_grad_(True))
+    return params
+
+
+def _activation(name: str):
+    import torch
+
+    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
+            "elu": torch.nn.functional.elu, "gelu": torch.nn.functional.gelu,
+            "linear": lambda z: z}[name]
+
+
+def _mlp(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    for i, act in enumerate(activations):
+        z = act(torch.addmv(params[2 * i + 1], params[2 * i], z))
+    return torch.addmv(params[-1], params[-2], z)
 
 
 @hookimpl
 def wbench_register_solvers(register) -> None:
-    return None
+    register(MetaOpt())
