@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.mlbf",
     "wbench.solvers.multistart",
     "wbench.solvers.manifold",
+    "wbench.solvers.alternating",
 )
 
 

@@ -160,7 +160,8 @@ class ManifoldSolver(Solver):
         pmap = ProductMap(problem)
         objective = _Objective(problem, pmap, ctx)
         mp = make_pymanopt_problem(problem, objective, pmap, hessian=opts["method"] == "tr")
-        settings = dict(max_iterations=opts["max_iter"], min_gradient_norm=opts["min_gradient_norm"],
+        # pymanopt checks max_iterations before each step: N allows N - 1 steps
+        settings = dict(max_iterations=opts["max_iter"] + 1, min_gradient_norm=opts["min_gradient_norm"],
                         verbosity=0, log_verbosity=0)
         optimiser_cls = {"cg": pymanopt.optimizers.ConjugateGradient,
                          "sd": pymanopt.optimizers.SteepestDescent,
