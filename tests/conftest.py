@@ -40,3 +40,14 @@ def toy_registry(fresh_registry):
 
     fresh_registry.add_module(toy_plugin, "tests", "0")
     return fresh_registry
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as the harness runs solvers (tiny ops are far slower with more on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,3 +19,23 @@ def stored(db: Path) -> list[dict]:
 
 def by_key(rows: list[dict], *fields: str) -> dict:
     return {(r["label"], r["params"], r["instance"]): tuple(r[f] for f in fields) for r in rows}
+
+
+def miso_problem(nt: int, k: int, snr: float, i: int, seed: int):
+    """Realisation ``i`` of ``miso`` (seed ``seed``) as a Problem."""
+    from wbench.channels.channelset import realisation_rng
+    from wbench.scenarios.miso import Miso
+
+    sc = Miso()
+    params = sc.resolve_params({"Nt": nt, "K": k, "snr_db": snr})
+    return sc.problem(params, sc.draw(params, realisation_rng(seed, "miso", i)))
+
+
+def toy_problem(arch: str, nt: int, i: int, seed: int, snr: float = 10.0):
+    """Realisation ``i`` of the toy single-user RIS scenario (``tests/toy_plugin.py``) with B = 4."""
+    from tests.toy_plugin import ToyRis
+    from wbench.channels.channelset import realisation_rng
+
+    sc = ToyRis()
+    params = sc.resolve_params({"Nt": nt, "B": 4, "architecture": arch, "snr_db": snr})
+    return sc.problem(params, sc.draw(params, realisation_rng(seed, "toy-ris", i)))

@@ -14,10 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.toy_plugin import ToyRis
-from wbench.channels.channelset import realisation_rng
 from wbench.params import ParamError
-from wbench.scenarios.miso import Miso
+from tests.helpers import miso_problem, toy_problem
 from wbench.solver import RunContext
 from wbench.solvers.metaopt import MetaOpt, parse_activations, parse_hidden, parse_lr_by_var
 
@@ -27,26 +25,15 @@ SOLVER = MetaOpt()
 SMALL = {"hidden": "100x100x100"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the harness runs solvers; avoids oversubscribing a busy machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def miso(nt: int, k: int, snr: float, i: int, seed: int = 7):
-    sc = Miso()
-    params = sc.resolve_params({"Nt": nt, "K": k, "snr_db": snr})
-    return sc.problem(params, sc.draw(params, realisation_rng(seed, "miso", i)))
+    return miso_problem(nt, k, snr, i, seed)
 
 
 def toy(arch: str, nt: int, i: int, snr: float = 10.0):
-    sc = ToyRis()
-    params = sc.resolve_params({"Nt": nt, "B": 4, "architecture": arch, "snr_db": snr})
-    return sc.problem(params, sc.draw(params, realisation_rng(11, "toy-ris", i)))
+    return toy_problem(arch, nt, i, 11, snr)
 
 
 def solve(problem, seed=0, **options):

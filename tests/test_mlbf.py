@@ -18,13 +18,7 @@ SOLVER = mlbf.MlbfWmmse()  # same code as mlbf; its default variant is the fast 
 SMALL = {"outer": 6, "inner": 2, "hidden": 8, "starts": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As under the harness: one torch thread (tiny ops are far slower with more on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_problem(seed: int, **given):

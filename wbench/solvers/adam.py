@@ -26,13 +26,16 @@ same budget as ``metaopt``): on ``miso`` 4x4 the best iterate stops improving wi
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem
 from ..solver import RunContext, Solution, Solver
 from . import gradient_loop as gl
+
+if TYPE_CHECKING:  # torch is imported inside solve
+    import torch
 
 
 class Adam(Solver):

@@ -40,13 +40,16 @@ Choices the paper leaves open, with their defaults (the paper's own setting stay
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem
 from ..solver import RunContext, Solution, Solver
 from . import gradient_loop as gl
+
+if TYPE_CHECKING:  # torch is imported inside solve
+    import torch
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "gelu", "linear")
 
