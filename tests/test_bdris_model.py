@@ -104,3 +104,33 @@ def test_wmmse_optimises_the_precoder_on_the_effective_channel():
     sol = Wmmse().solve(multi, {"starts": 3}, RunContext(np.random.default_rng(1)))
     assert multi.feasibility(sol.x).feasible
     assert multi.utility(sol.x) == pytest.approx(max(sol.info["start_wsr"]), rel=1e-12)
+
+
+def test_closed_form_row_matches_the_constructed_optima_and_ao_reaches_it(tmp_path, fresh_registry):
+    """The `closed-form` bound row equals the constructed single-user optima, applies only where a closed
+    form exists (skipped with a note for K > 1), and the conventional solver reaches it."""
+    from tests.helpers import compare, stored
+    from wbench import harness
+    from wbench.selection import select
+
+    prob = make(seed=2, K=1, Nt=3, B=5, architecture="fully")
+    s = np.linalg.svd(prob.G, compute_uv=False)[0]
+    assert prob.closed_form_optimum() == pytest.approx(
+        np.log2(1 + prob.gain * prob.power * np.sum(np.abs(prob.Hr[0]) ** 2) * s**2), rel=1e-12)
+    assert make(K=2).closed_form_optimum() is None
+    assert make(K=1, Nt=2, architecture="diagonal").closed_form_optimum() is None
+    db = tmp_path / "cf.db"
+    assert compare(db, "--solvers", "closed-form,ao[tol=1e-10]", "--set", "K=1", "--set", "Nt=2", "--set", "B=6",
+                   "--instances", "2", scenario="bdris") == 0
+    rows = stored(db)
+    bound = {(r["params"], r["instance"]): r["utility"] for r in rows if r["solver"] == "closed-form"}
+    assert len(bound) == 2  # the default sweep: fully has one, diagonal with Nt=2 has none
+    for r in rows:
+        if r["solver"] == "ao" and (r["params"], r["instance"]) in bound:
+            assert r["utility"] == pytest.approx(bound[(r["params"], r["instance"])], rel=1e-8)
+    configs = harness.build_configs("bdris", {"K": "2"}, {}, 0)
+    specs, _ = select(fresh_registry, "closed-form", "bdris")
+    from wbench.store import Store
+    with Store(tmp_path / "n.db") as st:
+        plan = harness.plan(st, configs, specs, 1)
+    assert plan.tasks == [] and all("closed-form skipped" in n for n in plan.notes)

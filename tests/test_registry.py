@@ -72,7 +72,7 @@ def test_duplicate_names_are_refused():
 
 def test_selection_by_tag_and_name(fresh_registry):
     specs, _ = select(fresh_registry, "baseline,bound", "miso")
-    assert {s.name for s in specs} == {"mrt", "zf", "rzf", "dpc-bound"}
+    assert {s.name for s in specs} == {"mrt", "zf", "rzf", "dpc-bound", "closed-form"}
     specs, _ = select(fresh_registry, "wmmse[max_iter=10,init=mrt],mrt,mrt", "miso")
     assert [s.label for s in specs] == ["wmmse[init=mrt,max_iter=10]", "mrt"]
     assert "max_iter=10" in specs[0].budget
@@ -123,3 +123,11 @@ def test_readme_plugin_example_works(tmp_path, fresh_registry):
     for i in range(3):
         full = rows[("mrt", i)]  # log2(1 + P g): half the power gives log2(1 + (2^full - 1) / 2)
         assert rows[("half-mrt", i)] == __import__("pytest").approx(np.log2(1 + (2**full - 1) / 2))
+
+
+def test_the_word_none_is_a_value_unless_the_option_is_nullable():
+    from wbench.params import Param
+
+    assert Param("all", nullable=True).parse("project", "none") is None
+    assert Param("none").parse("warm", "none") == "none"
+    assert Param("none").parse("warm", "diagonal") == "diagonal"

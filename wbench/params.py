@@ -39,10 +39,12 @@ class Param:
 
     def parse(self, name: str, raw: Any) -> Any:
         """Convert ``raw`` (string or value) to this parameter's type and validate it."""
-        if raw is None or (isinstance(raw, str) and raw.strip().lower() == "none"):
+        if raw is None:
             if self.nullable or self.default is None:
                 return None
             raise ParamError(f"{name}: a value is required")
+        if isinstance(raw, str) and raw.strip().lower() == "none" and (self.nullable or self.default is None):
+            return None  # elsewhere "none" is an ordinary word (e.g. project=none)
         kind = self.type
         try:
             if kind is bool:

@@ -337,6 +337,10 @@ class Problem:
         """The precoding sub-problem at ``x`` (other variables fixed), for scenarios that have one."""
         raise NotImplementedError(f"scenario {self.scenario!r} has no linear-precoding view")
 
+    def closed_form_optimum(self) -> float | None:
+        """The optimal utility where a closed form is known (e.g. one user), else ``None``."""
+        return None
+
     @property
     def has_miso_view(self) -> bool:
         return type(self).miso_view is not Problem.miso_view

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.baselines",
     "wbench.solvers.wmmse",
     "wbench.solvers.dpc_bound",
+    "wbench.solvers.closed_form",
     "wbench.solvers.adam",
     "wbench.solvers.metaopt",
     "wbench.solvers.mlbf",

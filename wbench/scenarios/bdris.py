@@ -70,6 +70,24 @@ class BdrisProblem(Problem):
         """Rows ``sqrt(gain) h~_k^H Phi G~`` (K x Nt), noise-normalised: a MISO channel for the precoder."""
         return np.sqrt(self.gain) * (self.Hr.conj() @ self.phi_matrix(np.asarray(phi)) @ self.G)
 
+    def closed_form_optimum(self) -> float | None:
+        """Single-user optima (SCENARIOS.md §2; Nerini, Shen, Clerckx): with a fully-connected BD-RIS
+        (reciprocal or not) ``log2(1 + gain P ||h||^2 sigma_max(G)^2)``; with a diagonal RIS and one BS antenna
+        ``log2(1 + gain P (sum_b |h_b| |g_b|)^2)``. ``None`` elsewhere (several users, group-connected)."""
+        if self.Hr.shape[0] != 1:
+            return None
+        h = self.Hr[0]
+        b = self.G.shape[0]
+        group = self.params.get("group_size")
+        fully = self.architecture == "fully" or (self.architecture == "group" and group == b)
+        diagonal = self.architecture == "diagonal" or (self.architecture == "group" and group == 1)
+        if fully:
+            s = np.linalg.svd(self.G, compute_uv=False)[0]
+            return float(np.log2(1.0 + self.gain * self.power * np.sum(np.abs(h) ** 2) * s**2))
+        if diagonal and self.G.shape[1] == 1:
+            return float(np.log2(1.0 + self.gain * self.power * np.sum(np.abs(h) * np.abs(self.G[:, 0])) ** 2))
+        return None
+
     def miso_view(self, x: Vars) -> MisoView:
         """The MU-MISO precoding problem on the effective channel, ``Phi`` fixed (noise-normalised)."""
         A = self.effective_channel(x["Phi"])

@@ -75,6 +75,12 @@ class MisoProblem(Problem):
         interference = g.sum(dim=1) - signal
         return -(w * torch.log2(1.0 + signal / (interference + self.sigma2))).sum()
 
+    def closed_form_optimum(self) -> float | None:
+        """One user: MRT at full power is optimal, ``alpha log2(1 + P ||h||^2 / sigma2)``."""
+        if self.H.shape[0] != 1:
+            return None
+        return float(self.weights[0] * np.log2(1.0 + self.power * np.sum(np.abs(self.H) ** 2) / self.sigma2))
+
     def miso_view(self, x: Vars) -> MisoView:
         return MisoView(self.H, self.weights, self.power, self.sigma2, "V")
 
