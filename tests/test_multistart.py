@@ -420,3 +420,20 @@ def test_seed_004_protocol_on_larger_problems():
         bound = DpcBound().solve(prob, DpcBound().resolve_options({}), ctx).value
         assert prob.feasibility(sol.x).feasible
         assert baselines - 1e-9 <= prob.utility(sol.x) <= bound + 1e-9
+
+
+def test_declines_problems_beyond_max_dim_with_a_reason(fresh_registry, tmp_path):
+    from wbench import harness
+    from wbench.selection import select
+    from wbench.store import Store
+
+    configs = harness.build_configs("bdris", {"B": "16"}, {"architecture": ["diagonal", "fully"]}, 0)
+    specs, _ = select(fresh_registry, "multistart", "bdris")
+    with Store(tmp_path / "d.db") as st:
+        plan = harness.plan(st, configs, specs, 1)
+    # diagonal: 2*(16 + 16) = 64 real unknowns run; fully: 2*(16*16 + 16) = 544 > 256 is skipped, with the count
+    assert [t.config.params_dict["architecture"] for t in plan.tasks] == ["diagonal"]
+    assert len(plan.notes) == 1 and "544 real unknowns exceed max_dim=256" in plan.notes[0]
+    specs, _ = select(fresh_registry, "multistart[max_dim=1000]", "bdris")
+    with Store(tmp_path / "e.db") as st:
+        assert len(harness.plan(st, configs, specs, 1).tasks) == 2

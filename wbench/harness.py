@@ -166,8 +166,9 @@ def plan(
             _check_fingerprints(store, cfg, src, instances)
         probe = get_registry().scenario(cfg.scenario).problem(cfg.params_dict, src.get(0)[0])
         for spec in specs:
-            if not spec.solver.supports_problem(probe):
-                out.notes.append(f"{spec.label} skipped: does not apply to {cfg.scenario} {_short(cfg)}")
+            reason = spec.solver.declines(probe, spec.options_dict)
+            if reason:
+                out.notes.append(f"{spec.label} skipped: {reason} ({cfg.scenario} {_short(cfg)})")
                 continue
             keys = {
                 i: run_key(cfg, spec.name, spec.solver.version, spec.options_json, budget_seconds, i)

@@ -134,6 +134,14 @@ class Solver:
         """Finer check on a concrete problem (e.g. a baseline needs a named initial point)."""
         return True
 
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        """Why this solver, with these options, will not run on ``problem`` (``None``: it will).
+
+        The harness skips it for that configuration with a note. The default defers to
+        :meth:`supports_problem`; override it for reasons that depend on the options (e.g. a size limit).
+        """
+        return None if self.supports_problem(problem) else "does not apply"
+
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         raise NotImplementedError
 

@@ -136,7 +136,7 @@ class Bdris(Scenario):
         "d_ru": Param(2.5, "RIS-user distance in m", min=1e-3),
     }
     default_sweep = {"architecture": ["diagonal", "fully"]}
-    default_instances = 20
+    default_instances = 10  # the headline command (meta + conventional solvers) in about 2 minutes on 2 cores
     generator_version = "1"
 
     def check_params(self, params: Mapping[str, Any]) -> str | None:

@@ -347,6 +347,9 @@ class Multistart(Solver):
         "method": Param("slsqp", "SciPy constrained local solver", choices=("slsqp", "trust-constr")),
         "starts": Param(10, "number of starts (the seed-004 protocol is 100)", min=1),
         "max_iter": Param(500, "SciPy iterations per start", min=1),
+        "max_dim": Param(256, "decline problems with more real unknowns than this: SLSQP's dense "
+                         "quasi-Newton steps cost O(n^3) (fully-connected BD-RIS with B=16 has 544 and takes "
+                         "minutes per start)", min=1),
         "tol": Param(1e-9, "SLSQP ftol (absolute, on the loss) or trust-constr gtol and xtol", min=1e-16),
         "init": Param(
             "auto",
@@ -363,6 +366,15 @@ class Multistart(Solver):
 
     def supports_problem(self, problem: Problem) -> bool:
         return all(isinstance(v.constraint, _KNOWN_SETS) for v in problem.variables.values())
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        if not self.supports_problem(problem):
+            return "a variable set has no SciPy formulation"
+        dim = sum(int(np.prod(v.shape)) * (2 if v.complex else 1) for v in problem.variables.values())
+        limit = self.resolve_options(options)["max_dim"]
+        if dim > limit:
+            return f"{dim} real unknowns exceed max_dim={limit} (set multistart[max_dim=...] to run it anyway)"
+        return None
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
