@@ -38,6 +38,7 @@ from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import BlockUnitary, MisoView, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
 
 ARCHITECTURES = ("diagonal", "fully", "group")
@@ -94,10 +95,7 @@ class BdrisProblem(Problem):
         return MisoView(A.conj(), np.ones(A.shape[0]), self.power, 1.0, "P")
 
     def utility(self, x: Vars) -> float:
-        A = self.effective_channel(x["Phi"])
-        g = np.abs(A @ np.asarray(x["P"])) ** 2
-        signal = np.diag(g)
-        return float(np.sum(np.log2(1.0 + signal / (g.sum(axis=1) - signal + 1.0))))
+        return weighted_sum_rate(self.effective_channel(x["Phi"]) @ np.asarray(x["P"]), 1.0, 1.0)
 
     def loss_torch(self, x: Mapping[str, Any]) -> Any:
         import torch
@@ -106,9 +104,7 @@ class BdrisProblem(Problem):
         G = torch.as_tensor(self.G, dtype=P.dtype, device=P.device)
         Hr = torch.as_tensor(self.Hr, dtype=P.dtype, device=P.device)
         A = np.sqrt(self.gain) * (Hr.conj() @ self.phi_matrix(Phi, torch) @ G)
-        g = (A @ P).abs() ** 2
-        signal = torch.diagonal(g)
-        return -torch.log2(1.0 + signal / (g.sum(dim=1) - signal + 1.0)).sum()
+        return -weighted_sum_rate_torch(A @ P, 1.0, 1.0)
 
     def _initial(self, method: str, rng: np.random.Generator) -> Vars:
         b = self.G.shape[0]
@@ -142,9 +138,7 @@ class Bdris(Scenario):
     def check_params(self, params: Mapping[str, Any]) -> str | None:
         if params["architecture"] == "group" and params["B"] % params["group_size"]:
             return f"B={params['B']} is not a multiple of group_size={params['group_size']}"
-        if params["architecture"] == "diagonal" and params["symmetric"]:
-            return None  # a diagonal matrix is always symmetric
-        return None
+        return None  # symmetric=true with a diagonal RIS is allowed: a diagonal matrix is symmetric
 
     def draw(self, params: Mapping[str, Any], rng: np.random.Generator) -> Channel:
         return {"G": cn(rng, (params["B"], params["Nt"])), "H": cn(rng, (params["K"], params["B"]))}

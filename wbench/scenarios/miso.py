@@ -29,6 +29,7 @@ from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import MisoView, PowerBall, Problem, Variable, Vars
+from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
 
 
@@ -45,10 +46,7 @@ def parse_weights(text: str, k: int) -> np.ndarray:
 
 def wsr(H: np.ndarray, V: np.ndarray, weights: np.ndarray, sigma2: float) -> float:
     """Weighted sum rate (bit/s/Hz) of precoder ``V`` (Nt x K) on channel rows ``H`` (K x Nt)."""
-    g = np.abs(H.conj() @ V) ** 2  # g[k, j] = |h_k^H v_j|^2
-    signal = np.diag(g)
-    interference = g.sum(axis=1) - signal
-    return float(np.sum(weights * np.log2(1.0 + signal / (interference + sigma2))))
+    return weighted_sum_rate(H.conj() @ V, weights, sigma2)  # gains[k, j] = h_k^H v_j
 
 
 @dataclass
@@ -70,10 +68,7 @@ class MisoProblem(Problem):
         V = x["V"]
         H = torch.as_tensor(self.H, dtype=V.dtype, device=V.device)
         w = torch.as_tensor(self.weights, dtype=torch.float64, device=V.device)
-        g = (H.conj() @ V).abs() ** 2
-        signal = torch.diagonal(g)
-        interference = g.sum(dim=1) - signal
-        return -(w * torch.log2(1.0 + signal / (interference + self.sigma2))).sum()
+        return -weighted_sum_rate_torch(H.conj() @ V, w, self.sigma2)
 
     def closed_form_optimum(self) -> float | None:
         """One user: MRT at full power is optimal, ``alpha log2(1 + P ||h||^2 / sigma2)``."""
