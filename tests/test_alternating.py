@@ -18,7 +18,7 @@ from wbench.registry import Registry
 from wbench.scenarios.bdris import Bdris
 from wbench.solver import RunContext
 from wbench.solvers import alternating, takagi
-from wbench.solvers.alternating import Ao, PhiChart, diagonal_problem
+from wbench.solvers.alternating import Ao, PhiChart
 from wbench.solvers.takagi import symmetric_unitary, takagi_factor
 
 AO = Ao()
@@ -188,14 +188,18 @@ def test_bd_ris_warm_started_from_the_ris_never_scores_below_it(seed, nt, k, b, 
     assert s_full.info["rate_trace"][0] == pytest.approx(s_full.info["warm"]["utility"], rel=1e-12)
 
 
-def test_diagonal_problem_is_the_same_channel_with_a_phase_vector():
-    full = make(3, Nt=2, K=2, B=5, architecture="fully")
-    d = diagonal_problem(full)
-    ref = make(3, Nt=2, K=2, B=5, architecture="diagonal")
+@pytest.mark.parametrize("arch,sym", [("fully", False), ("fully", True), ("group", False)])
+def test_warm_start_is_the_diagonal_ris_on_the_same_channel_embedded_feasibly(arch, sym):
+    full = make(3, Nt=2, K=2, B=6, architecture=arch, symmetric=sym, group_size=3)
+    warm = full.warm_start()
+    ref = make(3, Nt=2, K=2, B=6, architecture="diagonal")
     x = ref.initial("random", np.random.default_rng(0))
-    assert d.utility(x) == ref.utility(x)
-    assert full.utility({"P": x["P"], "Phi": np.diag(x["Phi"])}) == pytest.approx(ref.utility(x), rel=1e-12)
-    assert d.variables["Phi"].shape == (5,) and full.variables["Phi"].shape == (5, 5)
+    assert warm.name == "diagonal" and ref.warm_start() is None
+    assert warm.problem.utility(x) == ref.utility(x)
+    y = warm.embed(x)
+    assert full.utility(y) == pytest.approx(ref.utility(x), rel=1e-12)
+    assert full.feasibility(y).feasible  # diag(phi) is unitary, block-unitary and symmetric
+    assert warm.problem.variables["Phi"].shape == (6,) and full.variables["Phi"].shape == (6, 6)
 
 
 # -- feasibility, determinism, traces, budget -------------------------------------------------------

@@ -199,6 +199,20 @@ class BlockUnitary(ConstraintSet):
         blocks = [inner.project_torch(x[b, b]) for b in self._blocks(x.shape[-1])]
         return torch.block_diag(*blocks)
 
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """Eq. (33) of seed 000 per block, ``sum_g ||X_g^H X_g - I||_F^2``, plus the squared entries outside
+        the blocks (polynomial, so smooth where the distance to the projection's SVD is not: at a
+        block-unitary point the singular values coincide and its gradient is undefined)."""
+        import torch
+
+        inner = Unitary(symmetric=self.symmetric)
+        mask = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+        pen = x.new_zeros((), dtype=x.real.dtype)
+        for b in self._blocks(x.shape[-1]):
+            mask[b, b] = False
+            pen = pen + inner.penalty_torch(x[b, b])
+        return pen + (x[mask].abs() ** 2).sum()
+
     def violation(self, x: np.ndarray) -> float:
         inner = Unitary(symmetric=self.symmetric)
         mask = np.zeros(x.shape, dtype=bool)
@@ -307,6 +321,20 @@ class MisoView:
 
 
 @dataclass
+class WarmStart:
+    """A simpler problem on the same channel whose solution seeds this one (a continuation stage).
+
+    ``name`` is what solvers' ``warm`` option selects (e.g. ``diagonal`` for a BD-RIS, whose warm start is
+    the diagonal RIS on the same channel, seed 000 section VI-B); ``embed`` maps a point of ``problem`` to
+    a feasible point of the original problem with the same utility (e.g. ``phi -> diag(phi)``).
+    """
+
+    name: str
+    problem: "Problem"
+    embed: Callable[[Vars], Vars]
+
+
+@dataclass
 class Problem:
     """One channel realisation of a scenario, as an optimisation problem (maximise :meth:`utility`).
 
@@ -339,6 +367,10 @@ class Problem:
 
     def closed_form_optimum(self) -> float | None:
         """The optimal utility where a closed form is known (e.g. one user), else ``None``."""
+        return None
+
+    def warm_start(self) -> WarmStart | None:
+        """The simpler stage a solver may solve first (``warm=<name>`` options), or ``None``."""
         return None
 
     @property

@@ -29,6 +29,7 @@ symmetry 1e-6 in Frobenius norm (``wbench.problem``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -37,7 +38,8 @@ import numpy as np
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import BlockUnitary, MisoView, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ..problem import (BlockUnitary, MisoView, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars,
+                       WarmStart)
 from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
 
@@ -88,6 +90,21 @@ class BdrisProblem(Problem):
         if diagonal and self.G.shape[1] == 1:
             return float(np.log2(1.0 + self.gain * self.power * np.sum(np.abs(h) * np.abs(self.G[:, 0])) ** 2))
         return None
+
+    def diagonal(self) -> "BdrisProblem":
+        """The diagonal-RIS version of this problem on the same channel (``phi`` on the complex circle)."""
+        b = self.G.shape[0]
+        variables = dict(self.variables, Phi=Variable((b,), UnitModulus()))
+        params = dict(self.params, architecture="diagonal", symmetric=False)
+        return dataclasses.replace(self, variables=variables, params=params, architecture="diagonal")
+
+    def warm_start(self) -> WarmStart | None:
+        """A BD-RIS (``fully``/``group``) starts from the diagonal RIS on the same channel, embedded as
+        ``Phi = diag(phi)`` (unitary, block-unitary and symmetric): seed 000, section VI-B, initialises the
+        BD-RIS meta-learner with the diagonal-RIS meta solution. ``None`` for a diagonal RIS."""
+        if self.architecture == "diagonal":
+            return None
+        return WarmStart("diagonal", self.diagonal(), lambda x: {"P": x["P"], "Phi": np.diag(x["Phi"])})
 
     def miso_view(self, x: Vars) -> MisoView:
         """The MU-MISO precoding problem on the effective channel, ``Phi`` fixed (noise-normalised)."""

@@ -55,10 +55,13 @@ class Adam(Solver):
     budget_options = ("iters",)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        opts = self.resolve_options(options)
+        return gl.solve_staged(problem, opts, lambda prob, o, stage: self._solve(prob, o, ctx, stage))
+
+    def _solve(self, problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: gl.Stage) -> Solution:
         import torch
 
-        opts = self.resolve_options(options)
-        setup = gl.prepare(problem, opts, ctx)
+        setup = gl.prepare(problem, opts, ctx, stage)
         z = {k: v.clone().requires_grad_(True) for k, v in setup.x0.items()}
         lrs = {k: opts["lr"] * gl.rms(v) for k, v in setup.x0.items()}
         opt = gl.make_adam([{"params": [z[k]], "lr": lrs[k]} for k in z])

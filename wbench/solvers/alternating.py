@@ -183,15 +183,6 @@ class _PhiObjective:
         return self._eval(point)[1]
 
 
-def diagonal_problem(problem: Problem) -> Problem:
-    """The diagonal-RIS version of a ``bdris`` problem on the same channel (``phi`` on the complex circle)."""
-    b = problem.variables["Phi"].shape[0]
-    variables = dict(problem.variables, Phi=Variable((b,), UnitModulus()))
-    params = dict(problem.params, architecture="diagonal", symmetric=False)
-    return dataclasses.replace(problem, variables=variables, params=params,  # type: ignore[arg-type]
-                               architecture="diagonal")
-
-
 @dataclasses.dataclass
 class _Phase:
     x: Vars
@@ -242,14 +233,11 @@ class Ao(Solver):
             raise ParamError(f"init: {opts['init']!r} is not one of {', '.join(problem.init_methods)}")
         info: dict[str, Any] = {}
         step0 = 0
-        if opts["warm"] == "diagonal" and getattr(problem, "architecture", "diagonal") != "diagonal":
-            dprob = diagonal_problem(problem)
-
-            def embed(x: Vars) -> Vars:
-                return {"P": x["P"], "Phi": np.diag(x["Phi"])}
-
-            first = _alternate(dprob, dprob.initial(opts["init"], ctx.rng), opts, ctx, 0, embed)
-            x0 = embed(first.x)
+        warm = problem.warm_start() if opts["warm"] != "none" else None
+        if warm is not None and warm.name == opts["warm"]:
+            first = _alternate(warm.problem, warm.problem.initial(opts["init"], ctx.rng), opts, ctx, 0,
+                               warm.embed)
+            x0 = warm.embed(first.x)
             step0 = first.steps + 1  # the trace numbers both phases' outer steps consecutively
             info["warm"] = {"utility": first.utility, "outer_steps": first.steps, "rate_trace": first.rates,
                             "stopping": first.stopping, "cg_iterations": first.cg_iterations,

@@ -8,13 +8,21 @@ through ``Omega``, the projection onto their constraint set (seed 000, eq. (11) 
 
 What this module owns, so that neither solver repeats it:
 
-* the options both share (``iters``, ``init``, ``project``, ``penalty``, ``final_project``) and their
-  resolution against a concrete problem (:func:`prepare`);
+* the options both share (``iters``, ``init``, ``project``, ``penalty``, ``final_project``, ``warm``,
+  ``warm_iters``) and their resolution against a concrete problem (:func:`prepare`);
+* the warm-start stage (:func:`solve_staged`): with ``warm=NAME`` and a problem whose
+  :meth:`~wbench.problem.Problem.warm_start` offers that stage (``diagonal`` for a BD-RIS), the solver
+  first runs ``warm_iters`` iterations on the simpler problem, with every variable projected and the other
+  options unchanged, then the main run from the embedded result (seed 000, section VI-B: the BD-RIS
+  meta-learner starts from the diagonal-RIS meta solution of 1000 iterations). The trace numbers both
+  stages' iterations consecutively, scored on the original problem; a problem without that stage
+  (a diagonal RIS, ``miso``) runs the main stage only;
 * the loop of Algorithm 1 / Algorithm 3 of seed 000 around a solver-specific ``step``: evaluate the new
   iterate's meta-loss, keep the best iterate by meta-loss (lines 7-9 of Algorithm 1, 9-12 of
   Algorithm 3), record the best-so-far point as a checkpoint every iteration, stop on the iteration budget,
-  the seconds budget (``ctx.expired()``) or a non-finite loss, optionally project everything at the end,
-  and return a :class:`~wbench.solver.Solution` (:func:`run`).
+  the seconds budget (``ctx.expired()``) or a non-finite loss, optionally project everything at the end
+  (keeping the projected start instead if the projected best iterate is worse), and return a
+  :class:`~wbench.solver.Solution` (:func:`run`).
 
 The best iterate starts as the initial point ``X0`` with ``L(X0)`` (line 2 of Algorithm 1), so a solver
 never returns anything worse, by meta-loss, than where it started.
@@ -29,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..params import Param
-from ..problem import Problem
+from ..problem import Problem, Vars
 from ..solver import RunContext, Solution
 
 if TYPE_CHECKING:
@@ -75,7 +83,14 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
             min=0.0,
         ),
         "final_project": Param(False, "project every variable onto its set before returning"),
+        "warm": Param("none", "none, or the name of a warm-start stage of the problem (e.g. diagonal: a "
+                      "BD-RIS first solves the diagonal RIS on the same channel)", check=_check_warm),
+        "warm_iters": Param(1000, "iterations of the warm-start stage", min=0),
     }
+
+
+def _check_warm(text: str) -> str | None:
+    return None if str(text).strip() and str(text).strip() == str(text) else "expected a stage name or none"
 
 
 def projected_names(problem: Problem, spec: str | None) -> tuple[str, ...]:
@@ -118,6 +133,15 @@ def make_adam(groups: list[dict[str, Any]]) -> "torch.optim.Adam":
 
 
 @dataclass
+class Stage:
+    """Where one run of the loop sits in a staged solve (:func:`solve_staged`)."""
+
+    x0: Vars | None = None  # start here instead of at ``opts["init"]``
+    it0: int = 0  # iterations done by earlier stages (the trace numbering continues from here)
+    embed: Callable[[Vars], Vars] | None = None  # this stage's points -> the original problem's
+
+
+@dataclass
 class Setup:
     """A resolved run: device, initial point, which variables are projected, and the meta-loss."""
 
@@ -128,6 +152,7 @@ class Setup:
     penalised: tuple[str, ...]
     penalty: float
     info: dict[str, Any] = field(default_factory=dict)
+    stage: Stage = field(default_factory=Stage)
 
     def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
         """The meta-loss: ``loss_torch(x) + penalty * sum of set penalties of unprojected variables``."""
@@ -142,16 +167,46 @@ class Setup:
         return value
 
 
-def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext) -> Setup:
-    """Resolve the shared options on ``problem``: the initial point (drawn from ``ctx.rng`` if random)."""
+def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: Stage | None = None) -> Setup:
+    """Resolve the shared options on ``problem``: the initial point (drawn from ``ctx.rng`` if random,
+    or ``stage.x0``)."""
     from . import autodiff
 
+    stage = stage or Stage()
     device = autodiff.device_for(ctx)
     projected = projected_names(problem, opts["project"])
-    x0_np = problem.initial(opts["init"], ctx.rng)
+    x0_np = problem.initial(opts["init"], ctx.rng) if stage.x0 is None else stage.x0
     x0 = autodiff.to_torch(problem, x0_np, device)
     penalised = tuple(n for n in problem.variables if n not in projected)
-    return Setup(problem, device, x0, projected, penalised, float(opts["penalty"]))
+    return Setup(problem, device, x0, projected, penalised, float(opts["penalty"]), stage=stage)
+
+
+#: One stage of a solver: ``(problem, options, stage) -> Solution`` (see :func:`solve_staged`).
+StageSolver = Callable[[Problem, Mapping[str, Any], Stage], Solution]
+
+
+def solve_staged(problem: Problem, opts: Mapping[str, Any], solve_stage: StageSolver) -> Solution:
+    """Run ``solve_stage`` with the warm-start stage first when ``opts["warm"]`` names one of the problem's
+    (see the module docstring). A name the problem offers no stage for is an error unless the problem has
+    no warm start at all (then ``info["warm"]`` says it did not apply)."""
+    name = str(opts["warm"])
+    warm = problem.warm_start() if name != "none" else None
+    if name == "none":
+        return solve_stage(problem, opts, Stage())
+    if warm is None:
+        sol = solve_stage(problem, opts, Stage())
+        sol.info["warm"] = f"{name}: not applicable to this problem"
+        return sol
+    if warm.name != name:
+        raise ValueError(f"warm: this problem's warm-start stage is {warm.name!r}, not {name!r}")
+    first_opts = dict(opts, iters=opts["warm_iters"], project="all", final_project=True)
+    first = solve_stage(warm.problem, first_opts, Stage(embed=warm.embed))
+    sol = solve_stage(problem, opts, Stage(x0=warm.embed(first.x), it0=first.iterations))
+    sol.iterations += first.iterations
+    sol.info["warm"] = {"stage": warm.name, "iterations": first.iterations,
+                        "utility": warm.problem.utility(first.x),
+                        "best_loss": first.info.get("best_loss"), "stopped": first.info.get("stopped")}
+    return sol
 
 
 def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bool,
@@ -165,12 +220,19 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
 
     from . import autodiff
 
+    it0, embed = setup.stage.it0, setup.stage.embed
+
+    def record(x: Mapping[str, "torch.Tensor"], it: int, force: bool = False) -> None:
+        if force or ctx.wants(it0 + it):
+            ctx.checkpoint(embed(autodiff.to_numpy(x)) if embed else x, it0 + it, force)
+
     with torch.no_grad():
         best_loss = float(setup.loss(setup.x0))
     best_x: dict[str, torch.Tensor] = {k: v.detach().clone() for k, v in setup.x0.items()}
     best_it = 0
     loss0 = best_loss
-    ctx.checkpoint(best_x, 0)
+    if it0 == 0:  # a later stage's start is the previous stage's (already recorded) result
+        record(best_x, 0)
     it, stopped = 0, "iters"
     while it < iters:
         if ctx.expired():
@@ -185,15 +247,21 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
         if value < best_loss:
             best_loss, best_it = value, it
             best_x = {k: v.detach().clone() for k, v in x.items()}
-        ctx.checkpoint(best_x, it)
+        record(best_x, it)
 
     out = best_x
+    kept_start = False
     if final_project:
+        # Projecting a penalised iterate can cost utility; never return worse than the projected start
+        # (a warm-started stage then never ends below the stage it started from).
         with torch.no_grad():
             out = autodiff.project(setup.problem, best_x)
-    if ctx.checkpoints and ctx.checkpoints[-1][1] == it:
+            start = autodiff.project(setup.problem, setup.x0)
+            if float(setup.loss(start)) < float(setup.loss(out)):
+                out, kept_start = start, True
+    if ctx.checkpoints and ctx.checkpoints[-1][1] == it0 + it:
         ctx.checkpoints.pop()  # replaced by the forced checkpoint of the returned point
-    ctx.checkpoint(out, it, force=True)
+    record(out, it, force=True)
     details = {
         "loss0": loss0,
         "best_loss": best_loss,
@@ -202,6 +270,7 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
         "projected": list(setup.projected),
         "penalised": list(setup.penalised),
         "final_project": bool(final_project),
+        "final_project_kept_start": kept_start,
     }
     details.update(setup.info)
     details.update(info or {})
