@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 os.environ["WBENCH_LOAD_PLUGINS"] = ""  # allow-list of installed plugin distributions: none
+os.environ["WBENCH_JOBS"] = "1"  # in-process runs unless a test asks for workers
 
 import pytest
 

@@ -8,6 +8,7 @@ row and says how to resume (exit status 130).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--instances", type=int, default=None, help="channel realisations per configuration")
     cmp_.add_argument("--seed", type=int, default=0, help="channel seed (same seed, same channels)")
     cmp_.add_argument("--channels", default=None, metavar="FILE.npz", help="benchmark channels from a file")
-    cmp_.add_argument("--jobs", type=int, default=1, help="worker processes")
+    cmp_.add_argument("--jobs", default=os.environ.get("WBENCH_JOBS", "auto"),
+                      help="worker processes, or auto: one per usable CPU core (default: $WBENCH_JOBS or auto)")
     cmp_.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per run (fixed for fairness)")
     cmp_.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     cmp_.add_argument("--budget-seconds", type=float, default=None, help="wall-clock budget per run")
@@ -150,14 +152,29 @@ def _parse_sweeps(items: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
+def _parse_jobs(text: str | int) -> int:
+    """``auto`` -> the CPU cores this process may use (each run is pinned to ``--threads`` threads)."""
+    if str(text).strip().lower() == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise ParamError(f"--jobs must be a positive integer or auto, got {text!r}") from None
+    if jobs < 1:
+        raise ParamError(f"--jobs must be >= 1, got {jobs}")
+    return jobs
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from . import harness
     from .registry import get_registry
     from .selection import select
     from .store import Store
 
-    if args.jobs < 1:
-        raise ParamError(f"--jobs must be >= 1, got {args.jobs}")
+    args.jobs = _parse_jobs(args.jobs)
     if args.threads < 1:
         raise ParamError(f"--threads must be >= 1, got {args.threads}")
     if args.budget_seconds is not None and not args.budget_seconds > 0:

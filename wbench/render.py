@@ -68,7 +68,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     varying, _ = split_params(lb)
     varying = [c for c in varying if c not in ("channels",)]
     header = varying + ["#", "solver", "budget", "n", "mean [95% CI]", "time med", "time p90",
-                        "iters", "feasible", "win vs best", "gap to best", "failures"]
+                        "iters", "feasible", "max viol", "win vs best", "gap to best", "failures"]
     cells = []
     for _, r in lb.iterrows():
         ci = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -78,11 +78,12 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         if win not in ("best", "-"):
             win += "%"
         feas = "-" if is_bound else f"{r['feasible_rate'] * 100:.0f}%"
+        viol = "-" if is_bound else _fmt(r["max_violation"], ".1e")
         cells.append(
             [str(r[c]) for c in varying]
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci,
                _time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
-               feas, win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
+               feas, viol, win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
         )
     return header, cells
 
@@ -123,14 +124,15 @@ def print_table(lb: pd.DataFrame, console: Any = None) -> None:
     table = Table(title=caption(lb), show_lines=False)
     for h in header:
         left = h in ("solver", "budget", "failures")
-        table.add_column(h, justify="left" if left else "right", no_wrap=h != "budget")
+        table.add_column(h, justify="left" if left else "right", no_wrap=h != "budget",
+                         overflow="fold" if h == "budget" else "ellipsis")
     prev = None
     for (_, r), row in zip(lb.iterrows(), cells):
         key = r["config_key"]
         if prev is not None and key != prev:
             table.add_section()
         prev = key
-        style = "dim" if row[len(header) - 12] == "bound" else None
+        style = "dim" if row[header.index("#")] == "bound" else None
         table.add_row(*row, style=style)
     console.print(table)
     console.print(
