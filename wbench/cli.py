@@ -8,8 +8,10 @@ row and says how to resume (exit status 130).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -58,10 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--fresh", action="store_true", help="discard stored results of these runs first")
     cmp_.add_argument("--format", choices=FORMATS, default="table")
 
-    lb = sub.add_parser("leaderboard", help="print the leaderboard of stored results")
+    lb = sub.add_parser("leaderboard", help="print the leaderboard of stored results, or regenerate committed ones")
     lb.add_argument("--db", default=DEFAULT_DB)
     lb.add_argument("--scenario", default=None)
     lb.add_argument("--format", choices=FORMATS, default="table")
+    lb.add_argument("--update", default=None, metavar="DIR",
+                    help="re-run the suites of DIR/suites.toml and rewrite their committed leaderboards")
+    lb.add_argument("--suite", action="append", default=[], help="with --update: only this suite (repeatable)")
+    lb.add_argument("--jobs", default=os.environ.get("WBENCH_JOBS", "auto"), help="with --update: worker processes")
+
+    ck = sub.add_parser("check", help="re-run committed leaderboards and fail on regressions")
+    ck.add_argument("directory", metavar="DIR", help="directory with suites.toml and committed NAME.runs.csv")
+    ck.add_argument("--suite", action="append", default=[], help="only this suite (repeatable)")
+    ck.add_argument("--jobs", default=os.environ.get("WBENCH_JOBS", "auto"), help="worker processes")
 
     ch = sub.add_parser("channels", help="export a seeded channel set to .npz")
     ch_sub = ch.add_subparsers(dest="action", parser_class=_Parser)
@@ -83,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return {"list": cmd_list, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                "channels": cmd_channels}[args.command](args)
+                "check": cmd_check, "channels": cmd_channels}[args.command](args)
     except (ParamError, StoreError) as exc:
         print(f"wbench: error: {exc}", file=sys.stderr)
         return 2
@@ -169,6 +180,18 @@ def _parse_jobs(text: str | int) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        rows = run_compare(args)
+    except KeyboardInterrupt:
+        print(f"\nwbench: interrupted; completed runs are saved in {args.db}. "
+              "Run the same command again to resume.", file=sys.stderr)
+        return 130
+    _emit(rows, args.format)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> list[dict]:
+    """Plan and execute a ``compare`` (notes and the summary on stderr); the stored rows of its runs."""
     from . import harness
     from .registry import get_registry
     from .selection import select
@@ -199,18 +222,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"wbench: note: {note}", file=sys.stderr)
         todo = plan.total - plan.done
         t0 = time.perf_counter()
-        try:
-            _execute_with_progress(plan, store, args.jobs, todo)
-        except KeyboardInterrupt:
-            print(f"\nwbench: interrupted; completed runs are saved in {args.db}. "
-                  "Run the same command again to resume.", file=sys.stderr)
-            return 130
+        _execute_with_progress(plan, store, args.jobs, todo)
         elapsed = time.perf_counter() - t0
         keys = set(plan.run_keys.values())
         rows = [r for r in store.rows(scenario.name, [c.key for c in configs]) if r["run_key"] in keys]
     print(f"wbench: {todo} runs done in {elapsed:.1f} s, {plan.done} reused from {args.db}", file=sys.stderr)
-    _emit(rows, args.format)
-    return 0
+    return rows
 
 
 def _execute_with_progress(plan, store, jobs: int, todo: int) -> None:
@@ -242,6 +259,15 @@ def _emit(rows, fmt: str) -> None:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .store import Store, StoreError
 
+    if args.update:
+        from . import regression
+
+        with _suite_runner(args.jobs) as runner:
+            written = regression.update(args.update, runner, args.suite,
+                                        echo=lambda m: print(m, file=sys.stderr))
+        print("\n".join(f"wrote {p}" for p in written))
+        return 0
+
     if not Path(args.db).is_file():
         raise StoreError(f"no results database at {args.db} (run 'wbench compare' first, or pass --db)")
     with Store(args.db) as store:
@@ -254,6 +280,37 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             print()
         _emit([r for r in rows if r["scenario"] == s], args.format if not i or args.format != "csv" else "csv")
     return 0
+
+
+# -- check ---------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when every committed leaderboard is reproduced without regression, 1 otherwise."""
+    from . import regression
+
+    with _suite_runner(args.jobs) as runner:
+        findings = regression.check(args.directory, runner, args.suite,
+                                    echo=lambda m: print(m, file=sys.stderr))
+    fails = [f for f in findings if f.kind == "fail"]
+    for f in sorted(findings, key=lambda f: ("fail", "improved", "note").index(f.kind)):
+        print(f.line())
+    suites = len({f.suite for f in fails})
+    print(f"wbench check: {len(fails)} regression(s) in {suites} leaderboard(s)" if fails
+          else "wbench check: no regression")
+    return 1 if fails else 0
+
+
+@contextlib.contextmanager
+def _suite_runner(jobs: str):
+    """A :data:`wbench.regression.Runner`: each suite on a fresh database in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="wbench-check-") as tmp:
+        count = iter(range(1_000_000))
+
+        def run(arguments: Sequence[str]) -> list[dict]:
+            db = Path(tmp) / f"suite{next(count)}.db"
+            args = build_parser().parse_args(["compare", *arguments, "--db", str(db), "--jobs", str(jobs)])
+            return run_compare(args)
+
+        yield run
 
 
 # -- channels --------------------------------------------------------------------------------------
