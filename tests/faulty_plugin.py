@@ -34,6 +34,23 @@ class Overruns(Solver):
         return Solution(problem.initial("mrt"))
 
 
+class Hangs(Solver):
+    name, tags, description = "t-hang", frozenset({"baseline"}), "sleeps forever (never checks its budget)"
+
+    def solve(self, problem, options, ctx):
+        while True:
+            time.sleep(3600)
+
+
+class Spins(Solver):
+    name, tags, description = "t-spin", frozenset({"baseline"}), "busy Python loop forever"
+
+    def solve(self, problem, options, ctx):
+        n = 0
+        while True:
+            n += 1
+
+
 class Infeasible(Solver):
     name, tags, description = "t-overpower", frozenset({"baseline"}), "MRT at twice the power budget"
 
@@ -50,5 +67,5 @@ class Noop(Solver):
 
 @hookimpl
 def wbench_register_solvers(register):
-    for cls in (Raises, ReturnsNan, Overruns, Infeasible, Noop):
+    for cls in (Raises, ReturnsNan, Overruns, Hangs, Spins, Infeasible, Noop):
         register(cls())

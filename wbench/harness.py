@@ -13,6 +13,7 @@ row with status ``error``, ``nan`` or ``timeout``; an infeasible answer gives ``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -20,6 +21,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -87,6 +89,8 @@ class Task:
     budget_seconds: float | None = None
     threads: int = 1
     device: str = "cpu"
+    #: Enforced wall-clock limit per run (``--timeout``): the run is stopped and recorded as ``timeout``.
+    timeout_seconds: float | None = None
 
 
 @dataclass
@@ -155,9 +159,18 @@ def plan(
     jobs: int = 1,
     threads: int = 1,
     device: str = "cpu",
+    timeout_seconds: float | None = None,
+    max_memory: float | None = None,
 ) -> Plan:
-    """The tasks still to run; with ``fresh`` the matching rows are deleted first."""
+    """The tasks still to run; with ``fresh`` the matching rows are deleted first.
+
+    Refuses (``ParamError``, with the estimate) a plan whose solvers would not fit in memory: per task,
+    the solver's :meth:`~wbench.solver.Solver.memory_bytes` plus the channel arrays, times the chunk for a
+    batched solver, times the number of workers, against ``max_memory`` bytes (default: the memory the
+    operating system reports available).
+    """
     out = Plan(list(configs), list(specs), [])
+    limit = max_memory if max_memory is not None else available_memory()
     for cfg in configs:
         src = channel_source(cfg)
         if instances > len(src):
@@ -184,12 +197,46 @@ def plan(
                 have = store.existing_keys(keys.values())
                 missing = [i for i, k in keys.items() if k not in have]
             out.done += instances - len(missing)
+            if missing and limit is not None:
+                _check_memory(spec, cfg, probe, src.get(0)[0], _chunk_size(spec.solver, len(missing), jobs),
+                              jobs, limit)
             for chunk in _chunks(missing, _chunk_size(spec.solver, len(missing), jobs)):
                 out.tasks.append(
                     Task(cfg, spec.name, spec.options, spec.label, spec.budget, tuple(chunk),
-                         budget_seconds, threads, device)
+                         budget_seconds, threads, device, timeout_seconds)
                 )
     return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (Linux ``MemAvailable``), ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(spec: SolverSpec, cfg: Config, probe: Problem, channel: Mapping[str, Any], chunk: int,
+                  jobs: int, limit: float) -> None:
+    per_run = spec.solver.memory_bytes(probe, spec.options_dict)
+    per_run += sum(int(np.asarray(a).nbytes) for a in channel.values())
+    per_task = per_run * (chunk if spec.solver.batched else 1)
+    total = per_task * max(1, jobs)
+    if total > limit:
+        gib = 2.0**30
+        raise ParamError(
+            f"not enough memory for {spec.label} on {cfg.scenario} {_short(cfg)}: about "
+            f"{per_task / gib:.3g} GiB per task x {max(1, jobs)} worker(s) = {total / gib:.3g} GiB, "
+            f"{limit / gib:.3g} GiB available (reduce the problem or the solver's state, lower --jobs, "
+            "or set --max-memory GIB)"
+        )
 
 
 def _short(cfg: Config) -> str:
@@ -273,21 +320,70 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     with _ThreadLimit(task.threads, solver.uses_torch):
         _warm_up(solver, problems[0], options, task.device)
         if solver.batched and len(problems) > 1:
-            outcomes = _run_batch(solver, problems, options, ctxs, task.budget_seconds)
+            outcomes = _run_batch(solver, problems, options, ctxs, task.budget_seconds, task.timeout_seconds)
         else:
-            outcomes = [_run_one(solver, p, options, c) for p, c in zip(problems, ctxs)]
+            outcomes = [_run_one(solver, p, options, c, task.timeout_seconds) for p, c in zip(problems, ctxs)]
     rows = []
-    for i, fp, prob, ctx, (sol, err, wall, cpu, batch) in zip(
+    for i, fp, prob, ctx, (sol, err, wall, cpu, batch, killed) in zip(
         task.instances, fps, problems, ctxs, outcomes
     ):
         row = _base_row(task, solver, i, fp)
-        row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx))
+        row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx, killed))
         row["batch"] = batch
         rows.append(row)
     return rows
 
 
-Outcome = tuple[Solution | None, str | None, float, float, int]
+def failed_task_rows(task: Task, status: str, message: str) -> list[dict[str, Any]]:
+    """Rows for a task whose worker could not return any (it died, or was killed at its time limit):
+    each run is recorded with ``status`` and ``message``, so nothing is silently lost."""
+    reg = get_registry()
+    solver = reg.solver(task.solver)
+    src = channel_source(task.config)
+    rows = []
+    for i in task.instances:
+        row = _base_row(task, solver, i, src.get(i)[1])
+        row.update({"wall_s": None, "cpu_s": None, "iterations": None, "utility": None, "feasible": None,
+                    "violations": None, "max_violation": None, "status": status, "error": message,
+                    "trace": None, "batch": len(task.instances)})
+        rows.append(row)
+    return rows
+
+
+#: (solution, error, wall, cpu, batch size, stopped by the enforced time limit)
+Outcome = tuple[Solution | None, str | None, float, float, int, bool]
+
+
+class RunTimeout(BaseException):
+    """Raised into a run by the enforced wall-clock limit (a BaseException: ``except Exception`` in a
+    solver does not swallow it)."""
+
+
+@contextlib.contextmanager
+def hard_limit(seconds: float | None):
+    """Stop the enclosed code after ``seconds`` of wall time by raising :class:`RunTimeout` from a
+    ``SIGALRM`` handler: pre-emptive for Python code and for sleeps and other interruptible system calls.
+    Signals reach only the main thread, so elsewhere (e.g. a dask worker's task thread) this does nothing
+    and the caller must isolate the run in a process of its own (:mod:`wbench.dask_executor` does)."""
+    if seconds is None or not can_interrupt():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise RunTimeout(f"stopped by the enforced limit of {seconds:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def can_interrupt() -> bool:
+    """Whether :func:`hard_limit` can pre-empt code here (a Unix main thread)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 _WARMED: set[str] = set()
 
@@ -304,17 +400,22 @@ def _warm_up(solver: Solver, problem: Problem, options: Mapping[str, Any], devic
         pass  # the timed run will meet (and record) the same failure
 
 
-def _run_one(solver: Solver, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Outcome:
+def _run_one(solver: Solver, problem: Problem, options: Mapping[str, Any], ctx: RunContext,
+             timeout: float | None = None) -> Outcome:
     c0 = time.process_time()
     ctx.start()
+    killed = False
     try:
-        sol = solver.solve(problem, options, ctx)
+        with hard_limit(timeout):
+            sol = solver.solve(problem, options, ctx)
         err = None
+    except RunTimeout as exc:
+        sol, err, killed = None, str(exc), True
     except Exception as exc:  # a failing solver gives a row, never a crashed benchmark
         sol, err = None, _one_line(exc)
     wall = ctx.elapsed()
     cpu = time.process_time() - c0
-    return sol, err, wall, cpu, 1
+    return sol, err, wall, cpu, 1, killed
 
 
 def _run_batch(
@@ -323,6 +424,7 @@ def _run_batch(
     options: Mapping[str, Any],
     ctxs: Sequence[RunContext],
     budget_seconds: float | None,
+    timeout: float | None = None,
 ) -> list[Outcome]:
     n = len(problems)
     for c in ctxs:  # the batch shares the clock: each run's budget is its share of the batch's
@@ -332,22 +434,26 @@ def _run_batch(
         c.start()
     t0 = time.perf_counter()
     try:
-        sols = solver.solve_batch(problems, options, ctxs)
+        with hard_limit(None if timeout is None else timeout * n):
+            sols = solver.solve_batch(problems, options, ctxs)
         if len(sols) != n:
             raise RuntimeError(f"solve_batch returned {len(sols)} solutions for {n} problems")
+    except RunTimeout as exc:
+        wall = (time.perf_counter() - t0) / n
+        return [(None, f"{exc} (a batch of {n} shares {n} times the limit)", wall, wall, n, True)] * n
     except Exception:
         # Isolate the failure: solve one by one so one bad realisation cannot sink the rest.
         for c in ctxs:
             c.checkpoints.clear()
             c.budget_seconds = budget_seconds
-        return [_run_one(solver, p, options, c) for p, c in zip(problems, ctxs)]
+        return [_run_one(solver, p, options, c, timeout) for p, c in zip(problems, ctxs)]
     # Checkpoint copies of every run in the batch are excluded from the batch's time.
     recording = sum(c.recording_seconds for c in ctxs)
     wall = (time.perf_counter() - t0 - recording) / n
     cpu = max(0.0, time.process_time() - c0 - recording) / n
     for c in ctxs:  # checkpoint times are shares of the batch's time, like the wall time
         c.checkpoints[:] = [(t / n, it, x) for t, it, x in c.checkpoints]
-    return [(s, None, wall, cpu, n) for s in sols]
+    return [(s, None, wall, cpu, n, False) for s in sols]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -391,11 +497,13 @@ def score(
     cpu: float,
     budget_seconds: float | None,
     ctx: RunContext,
+    killed: bool = False,
 ) -> dict[str, Any]:
-    """The harness's verdict on one run: utility, feasibility, status and trace."""
+    """The harness's verdict on one run: utility, feasibility, status and trace (``killed``: the run was
+    stopped by the enforced time limit, status ``timeout``)."""
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None,
                            "feasible": None, "violations": None, "max_violation": None,
-                           "status": "error", "error": err, "trace": None}
+                           "status": "timeout" if killed else "error", "error": err, "trace": None}
     if sol is None:
         return out
     if not isinstance(sol, Solution):
@@ -471,8 +579,20 @@ def execute(
     jobs: int = 1,
     on_rows: Callable[[int], None] | None = None,
     runner: Callable[[Task], list[dict[str, Any]]] = run_task,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> int:
-    """Run the plan's tasks, committing each task's rows as it completes; returns rows written."""
+    """Run the plan's tasks, committing each task's rows as it completes; returns rows written.
+
+    ``executor="local"``: in this process (``jobs=1``) or a pool of ``jobs`` spawned worker processes;
+    ``"dask"``: on a dask cluster (:mod:`wbench.dask_executor`; ``scheduler`` joins an existing one).
+    """
+    if executor == "dask":
+        from .dask_executor import execute_dask
+
+        return execute_dask(plan_, store, jobs, scheduler, on_rows, None if runner is run_task else runner)
+    if executor != "local":
+        raise ParamError(f"unknown executor {executor!r}; valid: local, dask")
     written = 0
     if jobs <= 1 or len(plan_.tasks) <= 1:
         for task in plan_.tasks:

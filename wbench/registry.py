@@ -116,6 +116,19 @@ class Registry:
         for mod in BUILTIN_PLUGINS if modules is None else modules:
             self.add_module(importlib.import_module(mod), "built-in", __version__)
 
+    def load_modules_from_env(self) -> None:
+        """Plugin modules named in ``WBENCH_PLUGIN_MODULES`` (comma-separated import paths): a plugin under
+        development, loaded without installing it; worker processes inherit the variable."""
+        for name in (m.strip() for m in os.environ.get("WBENCH_PLUGIN_MODULES", "").split(",")):
+            if not name:
+                continue
+            try:
+                self.add_module(importlib.import_module(name), f"module {name}", "dev")
+            except PluginError:
+                raise
+            except Exception as exc:
+                self.warnings.append(f"plugin module {name} not loaded: {type(exc).__name__}: {exc}")
+
     def load_entrypoints(self) -> None:
         allow = os.environ.get("WBENCH_LOAD_PLUGINS")
         allowed = None if allow is None else {a.strip() for a in allow.split(",") if a.strip()}
@@ -163,6 +176,7 @@ def get_registry(refresh: bool = False) -> Registry:
         reg = Registry()
         reg.load_builtins()
         reg.load_entrypoints()
+        reg.load_modules_from_env()
         for w in reg.warnings:
             print(f"wbench: warning: {w}", file=sys.stderr)
         _REGISTRY = reg

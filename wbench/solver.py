@@ -142,6 +142,13 @@ class Solver:
         """
         return None if self.supports_problem(problem) else "does not apply"
 
+    def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
+        """An estimate of the solver's peak working memory on one ``problem`` (bytes), for the harness's
+        up-front check. The default, ``64 x`` the bytes of the variables, covers iterates, gradients and a
+        few factorisations of their size; solvers whose state grows otherwise (networks, batches of
+        starts) override it."""
+        return 64 * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in problem.variables.values())
+
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         raise NotImplementedError
 

@@ -43,6 +43,8 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
+import numpy as np
+
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem, UnitModulus
@@ -126,6 +128,18 @@ class MetaOpt(Solver):
                               choices=("init", "unit")),
     }
     budget_options = ("iters",)
+
+    def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
+        """The networks dominate: per variable with ``n`` real entries, ``n x h1 + h1 x h2 + ... + hk x n``
+        float64 weights, held four times (weights, gradients, Adam's two moments)."""
+        opts = self.resolve_options(options)
+        hidden = parse_hidden(opts["hidden"])
+        weights = 0
+        for var in problem.variables.values():
+            n = int(np.prod(var.shape)) * (2 if var.complex else 1)
+            sizes = (n, *hidden, n)
+            weights += sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        return 4 * 8 * weights + super().memory_bytes(problem, options)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import MisoView, Problem
+from ..problem import MisoView, PowerBall, Problem
 from ..solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
@@ -217,6 +217,17 @@ class Wmmse(Solver):
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         return self.solve_batch([problem], options, [ctx])[0]
+
+    def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
+        """Every start's precoder-sized state (channel, precoder, receivers, weights, eigenvectors) is
+        iterated at once: ``64 x starts x`` the precoder's bytes, plus the other variables (held fixed)."""
+        starts = self.resolve_options(options)["starts"]
+        sizes = {k: int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for k, v in problem.variables.items()}
+        precoder = max((k for k, v in problem.variables.items() if isinstance(v.constraint, PowerBall)),
+                       key=sizes.get, default=None)
+        if precoder is None:
+            return super().memory_bytes(problem, options)
+        return 64 * starts * sizes[precoder] + 2 * (sum(sizes.values()) - sizes[precoder])
 
     def solve_batch(
         self, problems: Sequence[Problem], options: Mapping[str, Any], ctxs: Sequence[RunContext]
