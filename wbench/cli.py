@@ -56,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per run (fixed for fairness)")
     cmp_.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     cmp_.add_argument("--budget-seconds", type=float, default=None, help="wall-clock budget per run")
+    cmp_.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                      help="enforced wall-clock limit per run: the run is stopped and recorded as timeout "
+                           "(default with --budget-seconds: the budget + 20%% + 1 s; otherwise none)")
+    cmp_.add_argument("--max-memory", type=float, default=None, metavar="GIB",
+                      help="refuse plans whose estimated memory exceeds this (default: what is available)")
+    cmp_.add_argument("--executor", choices=("local", "dask"), default="local",
+                      help="local processes (default) or a dask.distributed cluster")
+    cmp_.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="with --executor dask: join this scheduler (default: a LocalCluster of --jobs workers)")
     cmp_.add_argument("--device", default="cpu", help="torch device for solvers that use it")
     cmp_.add_argument("--fresh", action="store_true", help="discard stored results of these runs first")
     cmp_.add_argument("--format", choices=FORMATS, default="table")
@@ -82,10 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--instances", type=int, required=True)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", required=True)
+
+    from .figures.cli import add_parsers
+
+    add_parsers(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .figures.cli import cmd_plot, cmd_report
     from .store import StoreError
 
     try:
@@ -94,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return {"list": cmd_list, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "channels": cmd_channels}[args.command](args)
+                "check": cmd_check, "channels": cmd_channels, "plot": cmd_plot,
+                "report": cmd_report}[args.command](args)
     except (ParamError, StoreError) as exc:
         print(f"wbench: error: {exc}", file=sys.stderr)
         return 2
@@ -202,6 +217,15 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
         raise ParamError(f"--threads must be >= 1, got {args.threads}")
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise ParamError(f"--budget-seconds must be > 0, got {args.budget_seconds}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ParamError(f"--timeout must be > 0, got {args.timeout}")
+    if args.max_memory is not None and not args.max_memory > 0:
+        raise ParamError(f"--max-memory must be > 0, got {args.max_memory}")
+    if args.scheduler and args.executor != "dask":
+        raise ParamError("--scheduler needs --executor dask")
+    timeout = args.timeout
+    if timeout is None and args.budget_seconds is not None:
+        timeout = args.budget_seconds * (1 + harness.TIMEOUT_RTOL) + 1.0
     reg = get_registry()
     scenario = reg.scenario(args.scenario)
     instances = args.instances if args.instances is not None else scenario.default_instances
@@ -216,13 +240,14 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
         scenario.name, _parse_sets(args.set), _parse_sweeps(args.sweep), args.seed, args.channels
     )
     with Store(args.db) as store:
+        max_memory = None if args.max_memory is None else args.max_memory * 2.0**30
         plan = harness.plan(store, configs, specs, instances, args.budget_seconds, args.fresh,
-                            args.jobs, args.threads, args.device)
+                            args.jobs, args.threads, args.device, timeout, max_memory)
         for note in notes + plan.notes:
             print(f"wbench: note: {note}", file=sys.stderr)
         todo = plan.total - plan.done
         t0 = time.perf_counter()
-        _execute_with_progress(plan, store, args.jobs, todo)
+        _execute_with_progress(plan, store, args.jobs, todo, args.executor, args.scheduler)
         elapsed = time.perf_counter() - t0
         keys = set(plan.run_keys.values())
         rows = [r for r in store.rows(scenario.name, [c.key for c in configs]) if r["run_key"] in keys]
@@ -230,7 +255,8 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _execute_with_progress(plan, store, jobs: int, todo: int) -> None:
+def _execute_with_progress(plan, store, jobs: int, todo: int, executor: str = "local",
+                           scheduler: str | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .harness import execute
@@ -239,7 +265,8 @@ def _execute_with_progress(plan, store, jobs: int, todo: int) -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), disable=not show, transient=True) as progress:
         bar = progress.add_task("runs", total=todo)
-        execute(plan, store, jobs, on_rows=lambda n: progress.advance(bar, n))
+        execute(plan, store, jobs, on_rows=lambda n: progress.advance(bar, n), executor=executor,
+                scheduler=scheduler)
 
 
 def _emit(rows, fmt: str) -> None:
