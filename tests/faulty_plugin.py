@@ -51,6 +51,19 @@ class Spins(Solver):
             n += 1
 
 
+class Crashes(Solver):
+    """Kills its own process, like a crash in native code (no tags: only ever selected by name, and only
+    with worker processes)."""
+
+    name, tags, description = "t-crash", frozenset(), "kills the process it runs in"
+
+    def solve(self, problem, options, ctx):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Infeasible(Solver):
     name, tags, description = "t-overpower", frozenset({"baseline"}), "MRT at twice the power budget"
 
@@ -67,5 +80,5 @@ class Noop(Solver):
 
 @hookimpl
 def wbench_register_solvers(register):
-    for cls in (Raises, ReturnsNan, Overruns, Hangs, Spins, Infeasible, Noop):
+    for cls in (Raises, ReturnsNan, Overruns, Hangs, Spins, Crashes, Infeasible, Noop):
         register(cls())

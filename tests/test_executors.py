@@ -194,3 +194,54 @@ def test_a_plan_that_would_not_fit_in_memory_is_refused_up_front_with_the_estima
         assert len(harness.plan(st, configs, specs, 1, max_memory=64 * 2.0**30).tasks) == 1
         with pytest.raises(Exception, match="x 3 worker"):
             harness.plan(st, configs, specs, 1, jobs=3, max_memory=64 * 2.0**30)
+
+
+# -- the local process pool through faults -------------------------------------------------------------
+def test_local_pool_survives_a_killed_worker_and_records_a_crashing_solver(tmp_path, faulty_env):
+    """A solver that kills its worker process is recorded as `error` once it has crashed running alone
+    (MAX_LOSSES attempts); the other solvers' runs, lost with the same pools, are run again and all end
+    `ok`, each once."""
+    from wbench.harness import MAX_LOSSES
+
+    db = tmp_path / "crash.db"
+    assert compare(db, "--solvers", "t-crash,mrt,t-slow[sleep=0.05]", "--instances", "8", "--sweep", "snr_db=10",
+                   "--jobs", "2") == 0
+    rows = stored(db)
+    assert len(rows) == 3 * 8 and len({r["run_key"] for r in rows}) == 3 * 8
+    for r in rows:
+        if r["solver"] == "t-crash":
+            assert r["status"] == "error" and "died while it ran alone" in r["error"]
+            assert f"({MAX_LOSSES} losses" in r["error"]
+        else:
+            assert r["status"] == "ok", r["error"]
+
+
+def test_local_pool_worker_killed_from_outside_loses_nothing(tmp_path, faulty_env):
+    import psutil
+
+    db = tmp_path / "lk.db"
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            time.sleep(0.05)
+            workers = [p for p in psutil.Process().children(recursive=True)
+                       if "spawn_main" in " ".join(p.cmdline())]
+            try:
+                with Store(db) as s:
+                    n = s.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except Exception:
+                continue
+            if n >= 2 and workers:
+                workers[0].kill()
+                killed.append(workers[0].pid)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    code = compare(db, "--solvers", "t-slow[sleep=0.2]", "--instances", "24", "--sweep", "snr_db=10", "--jobs", "2")
+    t.join()
+    assert code == 0 and killed, "no worker was killed: make the run longer"
+    rows = stored(db)
+    assert len(rows) == 24 and len({r["run_key"] for r in rows}) == 24
+    assert all(r["status"] == "ok" for r in rows)

@@ -26,6 +26,7 @@ import time
 import traceback
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing import get_context
@@ -48,6 +49,9 @@ STATUSES = ("ok", "infeasible", "error", "timeout", "nan")
 #: iterative solvers check the budget between iterations, so they may overshoot by one iteration.
 TIMEOUT_RTOL = 0.2
 TIMEOUT_ATOL = 0.1
+
+#: A task whose worker process dies this many times is recorded as failed (local executor).
+MAX_LOSSES = 3
 
 #: Largest chunk of realisations handed to a batched solver at once.
 MAX_BATCH = 256
@@ -604,17 +608,57 @@ def execute(
     threads = plan_.tasks[0].threads
     saved = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     _set_thread_env(threads)  # spawned workers inherit it before NumPy loads its BLAS
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads,))
+
+    def commit(rows: list[dict[str, Any]]) -> None:
+        nonlocal written
+        written += store.write(rows)
+        if on_rows:
+            on_rows(len(rows))
+
+    pool = new_pool()
+    losses: dict[int, int] = {}
+    suspects: list[int] = []  # lost twice alongside others: run alone, where a loss has one culprit
+    alone: int | None = None
     try:
-        pending = {pool.submit(runner, t) for t in plan_.tasks}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        pending = {pool.submit(runner, t): i for i, t in enumerate(plan_.tasks)}
+        while pending or suspects:
+            if not pending:
+                alone = suspects.pop(0)
+                pending = {pool.submit(runner, plan_.tasks[alone]): alone}
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            lost = []
             for fut in finished:
-                rows = fut.result()
-                written += store.write(rows)
-                if on_rows:
-                    on_rows(len(rows))
+                i = pending.pop(fut)
+                try:
+                    commit(fut.result())
+                except BrokenProcessPool:
+                    lost.append(i)
+            if not lost:
+                continue
+            # A worker process died (killed, or a crash in native code): the pool is unusable and every task
+            # in flight is lost with it. Keep what did finish and run the rest again on a fresh pool; a task
+            # lost twice runs alone, and if its worker dies then, it is recorded as failed (never retried
+            # forever, never blamed for another task's crash).
+            for fut, i in list(pending.items()):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    commit(fut.result())
+                else:
+                    lost.append(i)
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool, pending = new_pool(), {}
+            for i in sorted(lost):
+                losses[i] = losses.get(i, 0) + 1
+                if i == alone:
+                    commit(failed_task_rows(plan_.tasks[i], "error", "its worker process died while it ran "
+                                            f"alone ({losses[i]} losses: killed, or a crash in native code)"))
+                elif losses[i] >= MAX_LOSSES - 1:
+                    suspects.append(i)
+                else:
+                    pending[pool.submit(runner, plan_.tasks[i])] = i
+            alone = None
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
