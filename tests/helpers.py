@@ -39,3 +39,24 @@ def toy_problem(arch: str, nt: int, i: int, seed: int, snr: float = 10.0):
     sc = ToyRis()
     params = sc.resolve_params({"Nt": nt, "B": 4, "architecture": arch, "snr_db": snr})
     return sc.problem(params, sc.draw(params, realisation_rng(seed, "toy-ris", i)))
+
+
+def bdris_problem(seed: int, **given):
+    """A ``bdris`` problem with parameters ``given`` (the rest default), channels from ``default_rng(seed)``."""
+    import numpy as np
+
+    from wbench.scenarios.bdris import Bdris
+
+    sc = Bdris()
+    params = sc.resolve_params(given)
+    return sc.problem(params, sc.draw(params, np.random.default_rng(seed)))
+
+
+def solve_with(solver, problem, seed: int = 0, **options):
+    """``solver.solve`` with a fresh ``RunContext`` seeded ``seed``; returns (solution, context)."""
+    import numpy as np
+
+    from wbench.solver import RunContext
+
+    ctx = RunContext(np.random.default_rng(seed))
+    return solver.solve(problem, options, ctx), ctx

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import miso_problem, toy_problem
-from wbench.solver import RunContext
+from tests.helpers import miso_problem, solve_with, toy_problem
 from wbench.solvers.adam import Adam
 
 SOLVER = Adam()
@@ -28,8 +27,7 @@ def toy(arch: str, nt: int, i: int, snr: float = 10.0):
 
 
 def solve(problem, seed=0, **options):
-    ctx = RunContext(np.random.default_rng(seed))
-    return SOLVER.solve(problem, options, ctx), ctx
+    return solve_with(SOLVER, problem, seed, **options)
 
 
 @pytest.mark.parametrize("snr", [0.0, 10.0, 20.0, 30.0])

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import bdris_problem
 from wbench.channels.rayleigh import cn
 from wbench.params import ParamError
 from wbench.registry import Registry
-from wbench.scenarios.bdris import Bdris
 from wbench.solver import RunContext
 from wbench.solvers import alternating, takagi
 from wbench.solvers.alternating import Ao, PhiChart
@@ -26,10 +26,7 @@ AO = Ao()
 TIGHT = {"tol": 1e-12, "max_outer": 300}  # run to convergence for the closed-form checks
 
 
-def make(seed: int, **given):
-    sc = Bdris()
-    params = sc.resolve_params(given)
-    return sc.problem(params, sc.draw(params, np.random.default_rng(seed)))
+make = bdris_problem
 
 
 def solve(prob, seed: int = 0, budget: float | None = None, **options):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from wbench.params import ParamError
-from tests.helpers import miso_problem, toy_problem
+from tests.helpers import miso_problem, solve_with, toy_problem
 from wbench.solver import RunContext
 from wbench.solvers.metaopt import MetaOpt, parse_activations, parse_hidden, parse_lr_by_var
 
@@ -37,8 +37,7 @@ def toy(arch: str, nt: int, i: int, snr: float = 10.0):
 
 
 def solve(problem, seed=0, **options):
-    ctx = RunContext(np.random.default_rng(seed))
-    return SOLVER.solve(problem, options, ctx), ctx
+    return solve_with(SOLVER, problem, seed, **options)
 
 
 @pytest.mark.parametrize("snr", [0.0, 10.0, 20.0, 30.0])

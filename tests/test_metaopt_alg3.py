@@ -9,16 +9,13 @@ Networks are narrowed (``SMALL``) to keep the default run short; the solver's ow
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wbench.scenarios.bdris import Bdris
-from wbench.solver import RunContext
 from wbench.solvers.adam import Adam
 from wbench.solvers.metaopt import MetaOpt, MetaOptAlg3
-from tests.helpers import miso_problem
+from tests.helpers import bdris_problem, miso_problem, solve_with
 
 ALG3 = MetaOptAlg3()
 SMALL = {"hidden": "64x64x64x64", "iters": 60, "warm_iters": 40}
@@ -27,14 +24,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(seed: int, **given):
-    sc = Bdris()
-    params = sc.resolve_params({"Nt": 3, "K": 3, "B": 6, **given})
-    return sc.problem(params, sc.draw(params, np.random.default_rng(seed)))
+    return bdris_problem(seed, **{"Nt": 3, "K": 3, "B": 6, **given})
 
 
-def solve(solver, problem, seed=0, **options):
-    ctx = RunContext(np.random.default_rng(seed))
-    return solver.solve(problem, options, ctx), ctx
+solve = solve_with
 
 
 def test_the_warm_stage_is_a_standalone_run_on_the_diagonal_ris():

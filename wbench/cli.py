@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
@@ -330,7 +331,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _suite_runner(jobs: str):
     """A :data:`wbench.regression.Runner`: each suite on a fresh database in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="wbench-check-") as tmp:
-        count = iter(range(1_000_000))
+        count = itertools.count()
 
         def run(arguments: Sequence[str]) -> list[dict]:
             db = Path(tmp) / f"suite{next(count)}.db"

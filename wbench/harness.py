@@ -181,7 +181,8 @@ def plan(
             raise ParamError(f"{instances} instances requested but the channel file holds {len(src)}")
         if not fresh:
             _check_fingerprints(store, cfg, src, instances)
-        probe = get_registry().scenario(cfg.scenario).problem(cfg.params_dict, src.get(0)[0])
+        channel0 = src.get(0)[0]  # drawn once per configuration: the probe and the memory estimate
+        probe = get_registry().scenario(cfg.scenario).problem(cfg.params_dict, channel0)
         for spec in specs:
             reason = spec.solver.declines(probe, spec.options_dict)
             if reason:
@@ -201,10 +202,10 @@ def plan(
                 have = store.existing_keys(keys.values())
                 missing = [i for i, k in keys.items() if k not in have]
             out.done += instances - len(missing)
+            size = _chunk_size(spec.solver, len(missing), jobs)
             if missing and limit is not None:
-                _check_memory(spec, cfg, probe, src.get(0)[0], _chunk_size(spec.solver, len(missing), jobs),
-                              jobs, limit)
-            for chunk in _chunks(missing, _chunk_size(spec.solver, len(missing), jobs)):
+                _check_memory(spec, cfg, probe, channel0, size, jobs, limit)
+            for chunk in _chunks(missing, size):
                 out.tasks.append(
                     Task(cfg, spec.name, spec.options, spec.label, spec.budget, tuple(chunk),
                          budget_seconds, threads, device, timeout_seconds)

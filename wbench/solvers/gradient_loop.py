@@ -190,9 +190,9 @@ def solve_staged(problem: Problem, opts: Mapping[str, Any], solve_stage: StageSo
     (see the module docstring). A name the problem offers no stage for is an error unless the problem has
     no warm start at all (then ``info["warm"]`` says it did not apply)."""
     name = str(opts["warm"])
-    warm = problem.warm_start() if name != "none" else None
     if name == "none":
         return solve_stage(problem, opts, Stage())
+    warm = problem.warm_start()
     if warm is None:
         sol = solve_stage(problem, opts, Stage())
         sol.info["warm"] = f"{name}: not applicable to this problem"
