@@ -12,7 +12,7 @@ os.environ.setdefault("WBENCH_LOAD_PLUGINS", "")
 
 import numpy as np
 
-from wbench import Solution, Solver, harness, registry
+from wbench import Solution, Solver, engine, registry
 from wbench.selection import select
 from wbench.store import Store
 
@@ -30,14 +30,14 @@ def test_harness_overhead_per_run(benchmark, tmp_path):
     reg = registry.get_registry()
     if "noop" not in reg.solvers:
         reg.solvers["noop"] = Noop()
-    configs = harness.build_configs("miso", {"snr_db": "10"}, {}, 0)
+    configs = engine.build_configs("miso", {"snr_db": "10"}, {}, 0)
     specs, _ = select(reg, "noop", "miso")
     counter = iter(range(10**6))
 
     def one_round():
         with Store(tmp_path / f"b{next(counter)}.db") as store:
-            plan = harness.plan(store, configs, specs, RUNS)
-            harness.execute(plan, store)
+            plan = engine.plan(store, configs, specs, RUNS)
+            engine.execute(plan, store)
 
     benchmark.pedantic(one_round, rounds=3, iterations=1)
     per_run_ms = benchmark.stats.stats.mean / RUNS * 1e3

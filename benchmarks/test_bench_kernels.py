@@ -12,7 +12,7 @@ and reference in alternating blocks and records the ratio of their fastest block
   20 dB), against the same SINR arithmetic written inline in NumPy (``ref-expr``) and against
   ``np.abs(G) ** 2`` of the same matrix alone (``ref-abs2``, the floor: the first line of the kernel).
 * ``kernels-wmmse-{4x4,16x16}``: one WMMSE iteration on 256 channels at once, through the public
-  :func:`wbench.solvers.wmmse.wmmse_stack` with ``max_iter=1`` (the sweep itself plus the gains and rates
+  :func:`wbench.solvers.wmmse.wmmse.wmmse_stack` with ``max_iter=1`` (the sweep itself plus the gains and rates
   of the start point, one extra ``H^H V`` product), against ``np.linalg.eigh`` of a stack of Hermitian
   ``Nt x Nt`` matrices of the same shape (``ref-eigh``: the one LAPACK call each sweep makes).
 * ``kernels-metaopt-{miso4x4,bdris16}``: one ``metaopt`` iteration (both networks' forward pass, the
@@ -48,10 +48,10 @@ from wbench.rates import weighted_sum_rate, weighted_sum_rate_torch
 from wbench.scenarios.bdris import Bdris
 from wbench.scenarios.miso import Miso, MisoProblem
 from wbench.solver import RunContext
-from wbench.solvers import autodiff
-from wbench.solvers import gradient_loop
-from wbench.solvers.metaopt import MetaOpt
-from wbench.solvers.wmmse import wmmse_stack
+from wbench.solvers.common import autodiff
+from wbench.solvers.common import gradient_loop
+from wbench.solvers.gradient.metaopt import MetaOpt
+from wbench.solvers.wmmse.wmmse import wmmse_stack
 
 SNR_DB = 20.0
 RATE_SIZES = (4, 64)  # Nt = K

@@ -23,8 +23,8 @@ import torch
 from wbench.channels.channelset import realisation_rng
 from wbench.scenarios.miso import Miso, MisoProblem
 from wbench.solver import RunContext
-from wbench.solvers.adam import Adam
-from wbench.solvers.metaopt import MetaOpt
+from wbench.solvers.gradient.adam import Adam
+from wbench.solvers.gradient.metaopt import MetaOpt
 
 SIZES = {"4x4": (4, 4, 300), "64x32": (64, 32, 40)}  # Nt, K, iterations timed
 HIDDEN = (400, 400, 400)

@@ -2,7 +2,7 @@
 
 Run: ``python -m pytest benchmarks/test_bench_wmmse.py``. Budget ``max_iter=100, tol=1e-4, starts=1,
 init=mrt``; one BLAS thread for both. The reference below is the algorithm of
-:mod:`wbench.solvers.wmmse` written the obvious way, one channel at a time (bisection on ``mu`` with an
+:mod:`wbench.solvers.wmmse.wmmse` written the obvious way, one channel at a time (bisection on ``mu`` with an
 upper bracket found by doubling); both must give the same mean WSR, which is checked, while timings are
 only reported (``extra_info``), never asserted.
 """
@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from wbench.channels.channelset import realisation_rng
 from wbench.scenarios.miso import Miso, MisoProblem, wsr
 from wbench.solver import RunContext
-from wbench.solvers.wmmse import Wmmse
+from wbench.solvers.wmmse.wmmse import Wmmse
 
 N, OPTIONS = 1000, {"max_iter": 100, "tol": 1e-4, "starts": 1, "init": "mrt"}
 EPS = np.finfo(float).eps

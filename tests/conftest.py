@@ -17,7 +17,7 @@ from wbench import registry
 def fresh_registry(monkeypatch):
     """A process-wide registry rebuilt from scratch, restored after the test."""
     monkeypatch.setattr(registry, "_REGISTRY", None)
-    from wbench.harness import channel_source
+    from wbench.engine import channel_source
 
     channel_source.cache_clear()
     reg = registry.get_registry()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import miso_problem, solve_with, toy_problem
-from wbench.solvers.adam import Adam
+from wbench.solvers.gradient.adam import Adam
 
 SOLVER = Adam()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from wbench.params import ParamError
-from wbench.scenarios.bdris import Bdris, dbm_to_watt, path_loss
+from wbench.channels.pathloss import dbm_to_watt, path_loss
+from wbench.scenarios.bdris import Bdris
 
 
 def make(seed=0, **given):
@@ -92,7 +93,7 @@ def test_wmmse_optimises_the_precoder_on_the_effective_channel():
     """On bdris, WMMSE sees the MU-MISO problem of the effective channel with Phi held at its start:
     with one user it reaches the MRT capacity of that channel, log2(1 + ||a||^2 P)."""
     from wbench.solver import RunContext
-    from wbench.solvers.wmmse import Wmmse
+    from wbench.solvers.wmmse.wmmse import Wmmse
 
     prob = make(seed=4, K=1, Nt=3, B=6, architecture="fully")
     sol = Wmmse().solve(prob, {"init": "mrt", "starts": 1}, RunContext(np.random.default_rng(0)))
@@ -110,7 +111,7 @@ def test_closed_form_row_matches_the_constructed_optima_and_ao_reaches_it(tmp_pa
     """The `closed-form` bound row equals the constructed single-user optima, applies only where a closed
     form exists (skipped with a note for K > 1), and the conventional solver reaches it."""
     from tests.helpers import compare, stored
-    from wbench import harness
+    from wbench import engine
     from wbench.selection import select
 
     prob = make(seed=2, K=1, Nt=3, B=5, architecture="fully")
@@ -128,9 +129,9 @@ def test_closed_form_row_matches_the_constructed_optima_and_ao_reaches_it(tmp_pa
     for r in rows:
         if r["solver"] == "ao" and (r["params"], r["instance"]) in bound:
             assert r["utility"] == pytest.approx(bound[(r["params"], r["instance"])], rel=1e-8)
-    configs = harness.build_configs("bdris", {"K": "2"}, {}, 0)
+    configs = engine.build_configs("bdris", {"K": "2"}, {}, 0)
     specs, _ = select(fresh_registry, "closed-form", "bdris")
     from wbench.store import Store
     with Store(tmp_path / "n.db") as st:
-        plan = harness.plan(st, configs, specs, 1)
+        plan = engine.plan(st, configs, specs, 1)
     assert plan.tasks == [] and all("closed-form skipped" in n for n in plan.notes)

@@ -12,9 +12,9 @@ from scipy.optimize import minimize_scalar
 
 from wbench.scenarios.miso import Miso
 from wbench.solver import RunContext
-from wbench.solvers.baselines import InitialPointBaseline
-from wbench.solvers.dpc_bound import DpcBound, wbench_register_solvers
-from wbench.solvers.wmmse import Wmmse
+from wbench.solvers.baselines.linear import InitialPointBaseline
+from wbench.solvers.wmmse.dpc_bound import DpcBound, wbench_register_solvers
+from wbench.solvers.wmmse.wmmse import Wmmse
 
 BOUND = DpcBound()
 

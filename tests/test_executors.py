@@ -167,7 +167,7 @@ def test_a_plan_that_would_not_fit_in_memory_is_refused_up_front_with_the_estima
                                                                                   capsys):
     """metaopt's networks on a B=1024 BD-RIS: 2 x (2 B^2 x 400 + 3 x 400^2 + 400 x 2 B^2) float64 weights,
     held 4 times, are about 51 GiB. Refused in a fraction of a second, before anything runs."""
-    from wbench.solvers.metaopt import MetaOpt
+    from wbench.solvers.gradient.metaopt import MetaOpt
     from wbench.scenarios.bdris import Bdris
 
     n = 2 * 1024**2 + 2 * 4 * 4  # real entries of Phi and P
@@ -187,15 +187,15 @@ def test_a_plan_that_would_not_fit_in_memory_is_refused_up_front_with_the_estima
     assert f"about {expected / 2**30:.3g} GiB" in err[0] or "about 51" in err[0]
     assert not db.exists() or stored(db) == []
     # the same plan with room to spare is accepted (planned only: nothing is run)
-    from wbench import harness
+    from wbench import engine
     from wbench.selection import select
 
-    configs = harness.build_configs("bdris", {"B": "1024"}, {"architecture": ["fully"]}, 0)
+    configs = engine.build_configs("bdris", {"B": "1024"}, {"architecture": ["fully"]}, 0)
     specs, _ = select(fresh_registry, "metaopt", "bdris")
     with Store(tmp_path / "p.db") as st:
-        assert len(harness.plan(st, configs, specs, 1, max_memory=64 * 2.0**30).tasks) == 1
+        assert len(engine.plan(st, configs, specs, 1, max_memory=64 * 2.0**30).tasks) == 1
         with pytest.raises(Exception, match="x 3 worker"):
-            harness.plan(st, configs, specs, 1, jobs=3, max_memory=64 * 2.0**30)
+            engine.plan(st, configs, specs, 1, jobs=3, max_memory=64 * 2.0**30)
 
 
 # -- the local process pool through faults -------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_local_pool_survives_a_killed_worker_and_records_a_crashing_solver(tmp_p
     """A solver that kills its worker process is recorded as `error` once it has crashed running alone
     (MAX_LOSSES attempts); the other solvers' runs, lost with the same pools, are run again and all end
     `ok`, each once."""
-    from wbench.harness import MAX_LOSSES
+    from wbench.engine import MAX_LOSSES
 
     db = tmp_path / "crash.db"
     assert compare(db, "--solvers", "t-crash,mrt,t-slow[sleep=0.05]", "--instances", "8", "--sweep", "snr_db=10",
@@ -247,3 +247,18 @@ def test_local_pool_worker_killed_from_outside_loses_nothing(tmp_path, faulty_en
     rows = stored(db)
     assert len(rows) == 24 and len({r["run_key"] for r in rows}) == 24
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_refused_fresh_plan_deletes_nothing(tmp_path, fresh_registry, capsys):
+    """`--fresh` on a plan that is then refused (here by the memory guard on its second solver) leaves every
+    stored row as it was: deletion happens only after every check has passed."""
+    db = tmp_path / "f.db"
+    args = ("--set", "B=4", "--sweep", "architecture=fully", "--instances", "2")
+    assert compare(db, "--solvers", "wmmse", *args, scenario="bdris") == 0
+    before = stored(db)
+    assert len(before) == 2
+    capsys.readouterr()
+    code = compare(db, "--solvers", "wmmse,metaopt", "--fresh", "--max-memory", "0.000001", *args, scenario="bdris")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not enough memory" in err[0]
+    assert sorted(r["run_key"] for r in stored(db)) == sorted(r["run_key"] for r in before)

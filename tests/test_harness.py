@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wbench import harness
+from wbench import engine
 from wbench.leaderboard import leaderboard
 from wbench.selection import select
 from wbench.store import Store
@@ -62,13 +62,13 @@ def test_fingerprint_is_the_hash_of_the_drawn_channel(fresh_registry):
 
     sc = fresh_registry.scenario("miso")
     params = sc.resolve_params({})
-    cfg = harness.build_configs("miso", {}, {"snr_db": ["0"]}, seed=7)[0]
-    ch, fp = harness.channel_source(cfg).get(3)
+    cfg = engine.build_configs("miso", {}, {"snr_db": ["0"]}, seed=7)[0]
+    ch, fp = engine.channel_source(cfg).get(3)
     direct = sc.draw(params, realisation_rng(7, "miso", 3))
     np.testing.assert_array_equal(ch["H"], direct["H"])
     assert fp == fingerprint(direct, "miso/" + sc.generator_version)
-    other = harness.build_configs("miso", {}, {"snr_db": ["0"]}, seed=8)[0]
-    assert harness.channel_source(other).get(3)[1] != fp
+    other = engine.build_configs("miso", {}, {"snr_db": ["0"]}, seed=8)[0]
+    assert engine.channel_source(other).get(3)[1] != fp
 
 
 def test_same_seed_same_results_and_resume_does_only_missing_runs(tmp_path, fresh_registry, capsys):
@@ -94,7 +94,7 @@ def _lb_without_times(rows):
 
 def test_interrupted_run_resumed_gives_the_same_leaderboard(tmp_path, fresh_registry):
     reg = fresh_registry
-    configs = harness.build_configs("miso", {"Nt": "3", "K": "3"}, {"snr_db": ["5", "25"]}, seed=1)
+    configs = engine.build_configs("miso", {"Nt": "3", "K": "3"}, {"snr_db": ["5", "25"]}, seed=1)
     specs, _ = select(reg, "mrt,rzf,zf", "miso")
     calls = {"n": 0}
 
@@ -102,21 +102,21 @@ def test_interrupted_run_resumed_gives_the_same_leaderboard(tmp_path, fresh_regi
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return harness.run_task(task)
+        return engine.run_task(task)
 
     with Store(tmp_path / "a.db") as s:
-        plan = harness.plan(s, configs, specs, 60)
+        plan = engine.plan(s, configs, specs, 60)
         assert len(plan.tasks) > 4
         with pytest.raises(KeyboardInterrupt):
-            harness.execute(plan, s, runner=interrupting)
+            engine.execute(plan, s, runner=interrupting)
         partial = len(s.rows())
         assert 0 < partial < plan.total
-        plan2 = harness.plan(s, configs, specs, 60)
+        plan2 = engine.plan(s, configs, specs, 60)
         assert plan2.done == partial
-        harness.execute(plan2, s)
+        engine.execute(plan2, s)
         resumed = s.rows()
     with Store(tmp_path / "b.db") as s:
-        harness.execute(harness.plan(s, configs, specs, 60), s)
+        engine.execute(engine.plan(s, configs, specs, 60), s)
         straight = s.rows()
     assert len(resumed) == len(straight) == 2 * 3 * 60
     pd.testing.assert_frame_equal(_lb_without_times(resumed), _lb_without_times(straight))
@@ -168,8 +168,8 @@ def test_option_spelling_does_not_change_identity(faulty_registry):
     c, _ = select(faulty_registry, "t-slow[sleep=0.1]", "miso")
     assert a[0].label == b[0].label == "t-slow" and a[0].options_json == b[0].options_json
     assert c[0].label == "t-slow[sleep=0.1]" and c[0].options_json != b[0].options_json
-    cfg = harness.build_configs("miso", {}, {"snr_db": ["0"]}, 0)[0]
-    keys = {harness.run_key(cfg, s.name, s.solver.version, s.options_json, None, 0) for s in (a[0], b[0], c[0])}
+    cfg = engine.build_configs("miso", {}, {"snr_db": ["0"]}, 0)[0]
+    keys = {engine.run_key(cfg, s.name, s.solver.version, s.options_json, None, 0) for s in (a[0], b[0], c[0])}
     assert len(keys) == 2
 
 
@@ -196,12 +196,12 @@ def test_checkpoints_are_scored_outside_the_solver(fresh_registry):
                 ctx.checkpoint(y, it)
             return Solution(y, iterations=30)
 
-    cfg = harness.build_configs("miso", {}, {"snr_db": ["10"]}, 0)[0]
+    cfg = engine.build_configs("miso", {}, {"snr_db": ["10"]}, 0)[0]
     sc = fresh_registry.scenario("miso")
-    prob = sc.problem(cfg.params_dict, harness.channel_source(cfg).get(0)[0])
+    prob = sc.problem(cfg.params_dict, engine.channel_source(cfg).get(0)[0])
     ctx = RunContext(np.random.default_rng(0))
     sol = Climber().solve(prob, {}, ctx)
-    out = harness.score(prob, Climber(), sol, None, 0.01, 0.01, None, ctx)
+    out = engine.score(prob, Climber(), sol, None, 0.01, 0.01, None, ctx)
     trace = out["trace"]
     its = [t[1] for t in trace]
     # all of the first iterations, then a log schedule: at most 12 checkpoints per decade

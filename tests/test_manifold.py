@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from wbench import harness
+from wbench import engine
 from wbench.channels.rayleigh import cn
 from wbench.params import Param, ParamError
 from wbench.problem import (
@@ -21,9 +21,9 @@ from wbench.hookspecs import hookimpl
 from wbench.scenarios.miso import Miso
 from wbench.selection import select
 from wbench.solver import RunContext
-from wbench.solvers import manifolds
-from wbench.solvers.dpc_bound import DpcBound
-from wbench.solvers.manifold import ManifoldSolver, _Objective, make_pymanopt_problem
+from wbench.solvers.common import manifolds
+from wbench.solvers.wmmse.dpc_bound import DpcBound
+from wbench.solvers.manifold.riemannian import ManifoldSolver, _Objective, make_pymanopt_problem
 from wbench.store import Store
 from tests import toy_plugin
 from tests.helpers import compare
@@ -332,9 +332,9 @@ def wbench_register_scenarios(register):
 def test_harness_skips_with_a_note(tmp_path, fresh_registry, capsys):
     fresh_registry.add_module(sys.modules[__name__], "tests", "0")
     specs, _ = select(fresh_registry, "manifold,mrt", "box-toy")
-    configs = harness.build_configs("box-toy", {}, {}, 0)
+    configs = engine.build_configs("box-toy", {}, {}, 0)
     with Store(tmp_path / "p.db") as store:
-        plan = harness.plan(store, configs, specs, 2)
+        plan = engine.plan(store, configs, specs, 2)
     assert any(n.startswith("manifold skipped") for n in plan.notes)
     assert {t.solver for t in plan.tasks} == {"mrt"}
     assert compare(tmp_path / "c.db", "--solvers", "manifold,mrt", scenario="box-toy") == 0
@@ -385,7 +385,7 @@ def test_options_are_validated():
 
 
 def test_importing_and_listing_does_not_load_torch_or_pymanopt():
-    code = ("import sys, wbench.solvers.manifold, wbench.solvers.manifolds; "
+    code = ("import sys, wbench.solvers.manifold.riemannian, wbench.solvers.common.manifolds; "
             "from wbench.registry import get_registry; get_registry(); "
             "sys.exit(1 if {'torch', 'pymanopt'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -17,7 +17,7 @@ import pytest
 from wbench.params import ParamError
 from tests.helpers import miso_problem, solve_with, toy_problem
 from wbench.solver import RunContext
-from wbench.solvers.metaopt import MetaOpt, parse_activations, parse_hidden, parse_lr_by_var
+from wbench.solvers.gradient.metaopt import MetaOpt, parse_activations, parse_hidden, parse_lr_by_var
 
 SOLVER = MetaOpt()
 #: Narrower networks for the oracle tests (the defaults are 400x400x400; one test runs them), to keep the
@@ -149,7 +149,7 @@ def test_per_variable_learning_rate_is_used():
 
 
 def test_modules_import_without_torch():
-    code = ("import sys, wbench.solvers.metaopt, wbench.solvers.adam, wbench.solvers.gradient_loop; "
+    code = ("import sys, wbench.solvers.gradient.metaopt, wbench.solvers.gradient.adam, wbench.solvers.common.gradient_loop; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -168,7 +168,7 @@ def test_miso_4x4_reaches_95_percent_of_multistart_wmmse(request, snr, init):
     WMMSE from MRT finds too; at 30 dB that is about 95% of the multi-start WMMSE, so that case may fail
     (marked xfail, not hidden). From RZF it is well above 95% at every SNR.
     """
-    from wbench.solvers.wmmse import Wmmse
+    from wbench.solvers.wmmse.wmmse import Wmmse
 
     if init == "mrt" and snr == 30.0:
         request.applymarker(MRT_30DB)

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wbench.solvers.adam import Adam
-from wbench.solvers.metaopt import MetaOpt, MetaOptAlg3
+from wbench.solvers.gradient.adam import Adam
+from wbench.solvers.gradient.metaopt import MetaOpt, MetaOptAlg3
 from tests.helpers import bdris_problem, miso_problem, solve_with
 
 ALG3 = MetaOptAlg3()

@@ -11,8 +11,8 @@ import torch
 
 from wbench.scenarios.miso import Miso
 from wbench.solver import RunContext
-from wbench.solvers import mlbf
-from wbench.solvers.wmmse import Wmmse, _v_step
+from wbench.solvers.learned import mlbf
+from wbench.solvers.wmmse.wmmse import Wmmse, _v_step
 
 SOLVER = mlbf.MlbfWmmse()  # same code as mlbf; its default variant is the fast one
 SMALL = {"outer": 6, "inner": 2, "hidden": 8, "starts": 2}

@@ -16,8 +16,8 @@ from wbench.problem import (
 )
 from wbench.scenarios.miso import Miso, MisoProblem
 from wbench.solver import RunContext
-from wbench.solvers.dpc_bound import DpcBound
-from wbench.solvers.multistart import Multistart, _Formulation, _takagi_factor, wbench_register_solvers
+from wbench.solvers.wmmse.dpc_bound import DpcBound
+from wbench.solvers.local.multistart import Multistart, _Formulation, _takagi_factor, wbench_register_solvers
 
 SOLVER = Multistart()
 
@@ -178,7 +178,7 @@ def test_trust_constr_reaches_closed_form():
 
 # -- gradients and Jacobians -----------------------------------------------------------------------
 def test_packed_gradient_is_real_and_imaginary_pairs():
-    from wbench.solvers import autodiff
+    from wbench.solvers.common import autodiff
 
     prob = miso(4, Nt=3, K=2, snr_db=10.0)
     z = np.random.default_rng(0).standard_normal(12)  # 3 x 2 complex, not on the ball: any point will do
@@ -386,7 +386,7 @@ def test_registration_and_light_import():
     wbench_register_solvers(registered.append)
     assert [s.name for s in registered] == ["multistart"] and registered[0].tags == {"conventional"}
     assert registered[0].uses_torch and registered[0].scenarios is None
-    code = ("import sys, wbench.solvers.multistart; "
+    code = ("import sys, wbench.solvers.local.multistart; "
             "assert not {'torch', 'scipy.optimize'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -423,17 +423,17 @@ def test_seed_004_protocol_on_larger_problems():
 
 
 def test_declines_problems_beyond_max_dim_with_a_reason(fresh_registry, tmp_path):
-    from wbench import harness
+    from wbench import engine
     from wbench.selection import select
     from wbench.store import Store
 
-    configs = harness.build_configs("bdris", {"B": "16"}, {"architecture": ["diagonal", "fully"]}, 0)
+    configs = engine.build_configs("bdris", {"B": "16"}, {"architecture": ["diagonal", "fully"]}, 0)
     specs, _ = select(fresh_registry, "multistart", "bdris")
     with Store(tmp_path / "d.db") as st:
-        plan = harness.plan(st, configs, specs, 1)
+        plan = engine.plan(st, configs, specs, 1)
     # diagonal: 2*(16 + 16) = 64 real unknowns run; fully: 2*(16*16 + 16) = 544 > 256 is skipped, with the count
     assert [t.config.params_dict["architecture"] for t in plan.tasks] == ["diagonal"]
     assert len(plan.notes) == 1 and "544 real unknowns exceed max_dim=256" in plan.notes[0]
     specs, _ = select(fresh_registry, "multistart[max_dim=1000]", "bdris")
     with Store(tmp_path / "e.db") as st:
-        assert len(harness.plan(st, configs, specs, 1).tasks) == 2
+        assert len(engine.plan(st, configs, specs, 1).tasks) == 2

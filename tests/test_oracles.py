@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wbench import harness
+from wbench import engine
 from wbench.selection import select
 from wbench.store import Store
 
@@ -22,19 +22,19 @@ QUICK = {"mlbf": "outer=20", "multistart": "starts=3", "metaopt": "iters=100", "
 
 
 def run_all(tmp_path, reg, set_params, instances, seed=0):
-    configs = harness.build_configs("miso", set_params, {}, seed)
+    configs = engine.build_configs("miso", set_params, {}, seed)
     names = ",".join(f"{n}[{QUICK[n]}]" if n in QUICK else n
                      for n in sorted(s.name for s in reg.solvers_for("miso")))
     specs, _ = select(reg, names, "miso")
     with Store(tmp_path / f"o{seed}.db") as s:
-        p = harness.plan(s, configs, specs, instances, fresh=True)
-        harness.execute(p, s)
+        p = engine.plan(s, configs, specs, instances, fresh=True)
+        engine.execute(p, s)
         return configs, s.rows()
 
 
 def test_single_user_every_solver_reaches_the_closed_form(tmp_path, fresh_registry):
     configs, rows = run_all(tmp_path, fresh_registry, {"K": "1", "Nt": "4", "snr_db": "10"}, 5)
-    src = harness.channel_source(configs[0])
+    src = engine.channel_source(configs[0])
     P = 10.0
     solvers = {r["solver"] for r in rows}
     assert {"mrt", "zf", "rzf", "wmmse", "dpc-bound"} <= solvers
@@ -50,12 +50,12 @@ def test_single_user_wmmse_from_mrt_reaches_the_closed_form_at_every_snr(tmp_pat
     """From a random start, exact WMMSE approaches full power slowly when K = 1 (|h^H v| grows by about
     1/|h^H v| per iteration while the budget is slack), so the seed-001 cap of 100 iterations can stop
     short at 20 dB; from MRT it is optimal at once. README: "Known behaviours"."""
-    configs = harness.build_configs("miso", {"K": "1", "Nt": "3", "snr_db": snr}, {}, 0)
+    configs = engine.build_configs("miso", {"K": "1", "Nt": "3", "snr_db": snr}, {}, 0)
     specs, _ = select(fresh_registry, "wmmse[init=mrt]", "miso")
     with Store(tmp_path / "w.db") as s:
-        harness.execute(harness.plan(s, configs, specs, 4), s)
+        engine.execute(engine.plan(s, configs, specs, 4), s)
         rows = s.rows()
-    src = harness.channel_source(configs[0])
+    src = engine.channel_source(configs[0])
     for r in rows:
         h = src.get(r["instance"])[0]["H"][0]
         assert r["utility"] == pytest.approx(np.log2(1 + 10 ** (float(snr) / 10) * np.sum(np.abs(h) ** 2)),

@@ -15,7 +15,7 @@ from wbench.selection import parse_item, select, split_items
 def test_builtins_are_registered_through_the_hooks(fresh_registry):
     hooks = {p.name: p.hooks for p in fresh_registry.plugins}
     assert hooks["wbench.scenarios.miso"] == ("wbench_register_scenarios",)
-    assert hooks["wbench.solvers.wmmse"] == ("wbench_register_solvers",)
+    assert hooks["wbench.solvers.wmmse.wmmse"] == ("wbench_register_solvers",)
     assert {"mrt", "zf", "rzf", "wmmse", "dpc-bound"} <= set(fresh_registry.solvers)
     assert all(s.origin == "built-in" for s in fresh_registry.solvers.values())
 
@@ -58,12 +58,12 @@ def test_duplicate_names_are_refused():
     import types
 
     from wbench import hookimpl
-    from wbench.solvers.baselines import InitialPointBaseline
+    from wbench.solvers.baselines.linear import InitialPointBaseline
 
     reg = Registry()
     reg.load_builtins()
     with pytest.raises(PluginError, match="registered twice"):
-        reg.load_builtins(["wbench.solvers.baselines"])
+        reg.load_builtins(["wbench.solvers.baselines.linear"])
     impostor = types.ModuleType("impostor")
     impostor.wbench_register_solvers = hookimpl(lambda register: register(InitialPointBaseline("mrt", "x")))
     with pytest.raises(PluginError, match="solver 'mrt' from elsewhere clashes with one from built-in"):

@@ -37,7 +37,7 @@ def write_suites(tmp_path: Path, text: str = SUITE) -> Path:
 
 def test_degrading_a_solver_fails_the_check_naming_it_and_restoring_it_passes(tmp_path, fresh_registry,
                                                                                monkeypatch, capsys):
-    from wbench.solvers.wmmse import Wmmse
+    from wbench.solvers.wmmse.wmmse import Wmmse
 
     d = write_suites(tmp_path)
     assert main(["leaderboard", "--update", str(d)]) == 0

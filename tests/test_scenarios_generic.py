@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wbench.channels.channelset import realisation_rng
-from wbench.solvers import autodiff
+from wbench.solvers.common import autodiff
 
 
 def scenario_names():

@@ -12,7 +12,7 @@ from wbench.channels.channelset import realisation_rng
 from wbench.params import ParamError
 from wbench.scenarios.miso import Miso
 from wbench.solver import RunContext
-from wbench.solvers.wmmse import Wmmse, _multiplier, wbench_register_solvers, wmmse_stack
+from wbench.solvers.wmmse.wmmse import Wmmse, _multiplier, wbench_register_solvers, wmmse_stack
 
 SOLVER = Wmmse()
 

@@ -208,7 +208,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> list[dict]:
     """Plan and execute a ``compare`` (notes and the summary on stderr); the stored rows of its runs."""
-    from . import harness
+    from . import engine
     from .registry import get_registry
     from .selection import select
     from .store import Store
@@ -226,7 +226,7 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
         raise ParamError("--scheduler needs --executor dask")
     timeout = args.timeout
     if timeout is None and args.budget_seconds is not None:
-        timeout = args.budget_seconds * (1 + harness.TIMEOUT_RTOL) + 1.0
+        timeout = args.budget_seconds * (1 + engine.TIMEOUT_RTOL) + 1.0
     reg = get_registry()
     scenario = reg.scenario(args.scenario)
     instances = args.instances if args.instances is not None else scenario.default_instances
@@ -237,12 +237,12 @@ def run_compare(args: argparse.Namespace) -> list[dict]:
     specs, notes = select(reg, args.solvers, scenario.name)
     if not specs:
         raise ParamError(f"no solver selected for scenario {scenario.name} by {args.solvers!r}")
-    configs = harness.build_configs(
+    configs = engine.build_configs(
         scenario.name, _parse_sets(args.set), _parse_sweeps(args.sweep), args.seed, args.channels
     )
     with Store(args.db) as store:
         max_memory = None if args.max_memory is None else args.max_memory * 2.0**30
-        plan = harness.plan(store, configs, specs, instances, args.budget_seconds, args.fresh,
+        plan = engine.plan(store, configs, specs, instances, args.budget_seconds, args.fresh,
                             args.jobs, args.threads, args.device, timeout, max_memory)
         for note in notes + plan.notes:
             print(f"wbench: note: {note}", file=sys.stderr)
@@ -260,7 +260,7 @@ def _execute_with_progress(plan, store, jobs: int, todo: int, executor: str = "l
                            scheduler: str | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .harness import execute
+    from .engine import execute
 
     show = sys.stderr.isatty() and todo > 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from .channels.channelset import set_fingerprint
-from .harness import STATUSES
+from .engine.scoring import STATUSES
 
 STAT_COLUMNS = [
     "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",

@@ -29,16 +29,16 @@ GROUP = "wbench"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
     "wbench.scenarios.bdris",
-    "wbench.solvers.baselines",
-    "wbench.solvers.wmmse",
-    "wbench.solvers.dpc_bound",
-    "wbench.solvers.closed_form",
-    "wbench.solvers.adam",
-    "wbench.solvers.metaopt",
-    "wbench.solvers.mlbf",
-    "wbench.solvers.multistart",
-    "wbench.solvers.manifold",
-    "wbench.solvers.alternating",
+    "wbench.solvers.baselines.linear",
+    "wbench.solvers.wmmse.wmmse",
+    "wbench.solvers.wmmse.dpc_bound",
+    "wbench.solvers.baselines.closed_form",
+    "wbench.solvers.gradient.adam",
+    "wbench.solvers.gradient.metaopt",
+    "wbench.solvers.learned.mlbf",
+    "wbench.solvers.local.multistart",
+    "wbench.solvers.manifold.riemannian",
+    "wbench.solvers.alternating.ao",
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from .harness import STATUSES
+from .engine.scoring import STATUSES
 
 _META = {"scenario", "seed", "channels", "fingerprint", "config_key"}
 

@@ -1,1 +1,2 @@
-"""Channel models shared by scenarios, and seeded, fingerprinted channel sets."""
+"""Channel models shared by scenarios (pure functions of parameters and an RNG: path loss, Rayleigh fading, ...),
+and seeded, fingerprinted channel sets."""

@@ -116,7 +116,7 @@ class Command:
         """The identities of the runs this command plans (planned on an empty store, nothing is run)."""
         import tempfile
 
-        from .. import harness
+        from .. import engine
         from ..registry import get_registry
         from ..selection import select
         from ..store import Store
@@ -124,9 +124,9 @@ class Command:
         if self.channel_digest is not None:
             raise ParamError("runs on a channel file cannot be re-planned without the file")
         specs, _ = select(get_registry(), ",".join(self.solvers), self.scenario)
-        configs = harness.build_configs(self.scenario, self.sets, self.sweeps, self.seed)
+        configs = engine.build_configs(self.scenario, self.sets, self.sweeps, self.seed)
         with tempfile.TemporaryDirectory(prefix="wbench-report-") as tmp, Store(Path(tmp) / "plan.db") as store:
-            plan = harness.plan(store, configs, specs, self.instances, self.budget_seconds, False, 1, self.threads)
+            plan = engine.plan(store, configs, specs, self.instances, self.budget_seconds, False, 1, self.threads)
         return set(plan.run_keys.values())
 
 

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..channels.pathloss import dbm_to_watt, path_loss
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
@@ -44,15 +45,6 @@ from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
 
 ARCHITECTURES = ("diagonal", "fully", "group")
-
-
-def path_loss(d: float, xi0_db: float = -30.0, d0: float = 1.0, eps: float = 2.0) -> float:
-    """``xi = xi0 (d / d0)^(-eps)`` as a linear power gain."""
-    return 10 ** (xi0_db / 10) * (d / d0) ** (-eps)
-
-
-def dbm_to_watt(dbm: float) -> float:
-    return 10 ** ((dbm - 30.0) / 10.0)
 
 
 @dataclass

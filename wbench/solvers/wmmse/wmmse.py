@@ -39,10 +39,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import MisoView, PowerBall, Problem
-from ..solver import RunContext, Solution, Solver
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import MisoView, PowerBall, Problem
+from ...solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
 _LN2 = np.log(2.0)

@@ -1,15 +1,15 @@
 """``manifold``: generic Riemannian optimisation with pymanopt on the product manifold of the constraint sets.
 
 Method: the problem's variables live on a product of Riemannian manifolds derived from their constraint
-sets (:mod:`wbench.solvers.manifolds`: a sphere for a full power budget, the complex circle for unit-modulus
+sets (:mod:`wbench.solvers.common.manifolds`: a sphere for a full power budget, the complex circle for unit-modulus
 entries, the unitary group, block-diagonal unitary groups), so the constraints hold along the whole run and
 the loss ``problem.loss_torch`` is minimised by an unconstrained Riemannian method: conjugate gradient
 (``cg``, the default; Hestenes-Stiefel rule with restarts, Absil, Mahony, Sepulchre, *Optimization
 Algorithms on Matrix Manifolds*, Princeton 2008, section 8.3), steepest descent with Armijo backtracking
 (``sd``, ibid. section 4.2) or trust regions with truncated CG (``tr``, ibid. ch. 7), all from pymanopt
 (Townsend, Koep, Weichwald, JMLR 17, 2016). The Riemannian gradient is the tangent projection of the
-Euclidean gradient, which torch provides through :func:`wbench.solvers.autodiff.loss_and_grad` in the
-metric ``Re tr(A^H B)`` of every factor (no factor of 2; see :mod:`wbench.solvers.manifolds`). ``tr`` uses
+Euclidean gradient, which torch provides through :func:`wbench.solvers.common.autodiff.loss_and_grad` in the
+metric ``Re tr(A^H B)`` of every factor (no factor of 2; see :mod:`wbench.solvers.common.manifolds`). ``tr`` uses
 Hessian-vector products by a second torch backward pass.
 
 Starts: the first from the option ``init`` (default: the problem's first initial point), the others random
@@ -30,11 +30,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param, ParamError
-from ..problem import Problem, Vars
-from ..solver import RunContext, Solution, Solver
-from .manifolds import unsupported_reason
+from ...hookspecs import hookimpl
+from ...params import Param, ParamError
+from ...problem import Problem, Vars
+from ...solver import RunContext, Solution, Solver
+from ..common.manifolds import unsupported_reason
 
 
 class _OutOfTime(Exception):
@@ -46,7 +46,7 @@ class _Objective:
     best point so far and the trace."""
 
     def __init__(self, problem: Problem, pmap: Any, ctx: RunContext) -> None:
-        from . import autodiff
+        from ..common import autodiff
 
         self.problem, self.pmap, self.ctx = problem, pmap, ctx
         self._loss_and_grad = autodiff.loss_and_grad
@@ -82,7 +82,7 @@ class _Objective:
         """Euclidean Hessian of the loss along an ambient direction (second torch backward pass)."""
         import torch
 
-        from . import autodiff
+        from ..common import autodiff
 
         n = len(args) // 2
         if self.ctx.expired():
@@ -151,7 +151,7 @@ class ManifoldSolver(Solver):
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         import pymanopt
 
-        from .manifolds import ProductMap
+        from ..common.manifolds import ProductMap
 
         opts = self.resolve_options(options)
         init = opts["init"] or problem.init_methods[0]

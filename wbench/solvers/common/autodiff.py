@@ -16,8 +16,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from ..problem import Problem, Vars, to_numpy_vars
-from ..solver import RunContext
+from ...problem import Problem, Vars, to_numpy_vars
+from ...solver import RunContext
 
 DTYPES = {True: torch.complex128, False: torch.float64}
 

@@ -75,10 +75,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import Problem
-from ..solver import RunContext, Solution, Solver
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import Problem
+from ...solver import RunContext, Solution, Solver
 
 #: Per-variant defaults of the options left at 0 / "auto".
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -224,7 +224,7 @@ def v_block(
     """For ``min_V F(u, w, V)``: the multiplier of ``tr(VV^H) <= P`` (given ``mu``, else the one WMMSE's
     bisection finds: 0 if the unconstrained minimiser fits) and ``(A + mu I)^+``, half the inverse Hessian,
     so that ``V - (A + mu I)^+ grad_V / 2`` is the WMMSE update."""
-    from .wmmse import _multiplier
+    from ..wmmse.wmmse import _multiplier
 
     Ht = H.T
     c = alpha * w * np.abs(u) ** 2
@@ -317,7 +317,7 @@ def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init:
     """One MLBF run from ``init``; updates the best-so-far ``record`` and checkpoints it every outer step."""
     import torch
 
-    from . import autodiff
+    from ..common import autodiff
 
     device = autodiff.device_for(ctx)
     gen = autodiff.torch_generator(ctx, device)

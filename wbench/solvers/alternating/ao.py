@@ -6,7 +6,7 @@ surfaces: from transmitting and reflecting modes to single-, group-, and fully-c
 IEEE TWC 22(4), 2023 (seed 000 ref. [50]), for single-, group- and fully-connected BD-RIS. Starting
 from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer step* is
 
-(a) ``P`` step: ``wmmse_iter`` WMMSE sweeps (Shi et al. 2011, :func:`wbench.solvers.wmmse.wmmse_stack`)
+(a) ``P`` step: ``wmmse_iter`` WMMSE sweeps (Shi et al. 2011, :func:`wbench.solvers.wmmse.wmmse.wmmse_stack`)
     on the MU-MISO problem over the effective channel ``h_k^H Phi G`` (``problem.miso_view``), warm-started
     from the current ``P``, then scaled onto the power sphere. A WMMSE sweep from a feasible point never
     lowers the sum rate, and neither does the scaling (every SINR increases with a common scale of ``P``);
@@ -14,10 +14,10 @@ from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer st
 (b) ``Phi`` step: Riemannian conjugate gradient (Absil, Mahony, Sepulchre, *Optimization Algorithms on
     Matrix Manifolds*, Princeton 2008, section 8.3 and 4.2; pymanopt's Hestenes-Stiefel CG with a
     backtracking Armijo line search) on the negative sum rate with ``P`` fixed (``problem.loss_torch``,
-    gradient by torch autograd in the real metric of :mod:`wbench.solvers.manifolds`), at most ``cg_iter``
+    gradient by torch autograd in the real metric of :mod:`wbench.solvers.common.manifolds`), at most ``cg_iter``
     iterations, warm-started from the current ``Phi``. The manifold: the complex circle ``(S^1)^B`` for a
     diagonal RIS, the unitary group ``U(B)`` for a fully-connected BD-RIS, ``U(g)^(B/g)`` for a
-    group-connected one (the fixed ``UnitaryGroup`` of :mod:`wbench.solvers.manifolds`). A reciprocal BD-RIS
+    group-connected one (the fixed ``UnitaryGroup`` of :mod:`wbench.solvers.common.manifolds`). A reciprocal BD-RIS
     (``symmetric=true``) is parametrised exactly as ``Phi = U U^T`` with ``U`` on the same unitary group
     (per block for group-connected): every such product is symmetric unitary and every symmetric unitary
     matrix is one (Takagi factorisation, :mod:`wbench.solvers.takagi`); the cost and its gradient in
@@ -60,12 +60,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param, ParamError
-from ..problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
-from ..solver import RunContext, Solution, Solver
-from .takagi import symmetric_unitary, takagi_factor
-from .wmmse import wmmse_stack
+from ...hookspecs import hookimpl
+from ...params import Param, ParamError
+from ...problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
+from ...solver import RunContext, Solution, Solver
+from ..takagi import symmetric_unitary, takagi_factor
+from ..wmmse.wmmse import wmmse_stack
 
 __all__ = ["Ao", "symmetric_unitary", "takagi_factor"]
 
@@ -98,7 +98,7 @@ class PhiChart:
     def manifold(self) -> Any:
         from pymanopt.manifolds import ComplexCircle
 
-        from .manifolds import UnitaryGroup
+        from ..common.manifolds import UnitaryGroup
 
         if self.kind == "circle":
             return ComplexCircle(self.g)

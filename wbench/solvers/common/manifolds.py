@@ -6,7 +6,7 @@ Princeton 2008, ch. 3-4; Townsend, Koep, Weichwald, "Pymanopt: a Python toolbox 
 manifolds using automatic differentiation", JMLR 17, 2016). All factors are Riemannian submanifolds of
 ``C^n`` (or ``R^n``) with the real metric ``<A, B> = Re tr(A^H B)``, so the Euclidean gradient a factor
 expects is ``dL/dRe + i dL/dIm``, which is exactly what torch returns for a real loss of a complex tensor
-(:func:`wbench.solvers.autodiff.loss_and_grad`): no factor of 2 is needed in this metric. (The conjugate
+(:func:`wbench.solvers.common.autodiff.loss_and_grad`): no factor of 2 is needed in this metric. (The conjugate
 Wirtinger derivative ``dL/dconj(z)`` is half of it; whoever uses that must double it.)
 
 ==========================================  ==================================================================
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ..problem import BlockUnitary, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ...problem import BlockUnitary, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
 
 if TYPE_CHECKING:  # pymanopt is imported lazily (inside the solver) so that `wbench list` stays light
     from pymanopt.manifolds.manifold import Manifold

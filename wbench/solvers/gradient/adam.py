@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import Problem
-from ..solver import RunContext, Solution, Solver
-from . import gradient_loop as gl
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import Problem
+from ...solver import RunContext, Solution, Solver
+from ..common import gradient_loop as gl
 
 if TYPE_CHECKING:  # torch is imported inside solve
     import torch

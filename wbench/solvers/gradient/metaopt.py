@@ -12,7 +12,7 @@ and outputting an increment:
 ball) and the identity for the others, which are penalised instead (eqs. (32)-(33)):
 ``L(X) = loss_torch(X) + penalty * sum(set penalties)``. One Adam step per network and iteration on the
 meta-loss of the new iterate; the best iterate (lowest meta-loss, starting from ``L(X^0)``) is returned.
-The loop itself is :mod:`wbench.solvers.gradient_loop`, shared with the ``adam`` ablation.
+The loop itself is :mod:`wbench.solvers.common.gradient_loop`, shared with the ``adam`` ablation.
 
 Defaults (seed 000, section IV-C): three hidden layers of 400 units with sigmoid, tanh, tanh
 activations and a linear output layer, Adam with learning rate ``1e-3`` for every network (``lr_by_var``
@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import Problem, UnitModulus
-from ..solver import RunContext, Solution, Solver
-from . import gradient_loop as gl
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import Problem, UnitModulus
+from ...solver import RunContext, Solution, Solver
+from ..common import gradient_loop as gl
 
 if TYPE_CHECKING:  # torch is imported inside solve
     import torch
@@ -159,7 +159,7 @@ class MetaOpt(Solver):
         """One stage: fresh networks on the fixed gradient input at this stage's ``X0``."""
         import torch
 
-        from . import autodiff
+        from ..common import autodiff
 
         hidden = parse_hidden(opts["hidden"])
         acts = parse_activations(opts["activations"])

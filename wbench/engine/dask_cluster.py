@@ -10,7 +10,7 @@ executor ran them, and rows are inserted with ``INSERT OR IGNORE``, so nothing i
 
 Enforced time limits (``--timeout``): dask runs tasks in worker threads, where no signal can pre-empt a
 hung solver, so a task with a limit runs in a helper process of the worker (one per worker, reused) whose
-main thread applies :func:`wbench.harness.hard_limit` per run; if that process does not answer within
+main thread applies :func:`wbench.engine.limits.hard_limit` per run; if that process does not answer within
 the whole task's limit plus a margin (a hang inside native code), it is killed, replaced, and the task's
 runs are recorded as ``timeout``. Workers must be allowed to start that process: the ``LocalCluster`` is
 configured so; workers of an existing cluster need ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` in their
@@ -33,9 +33,11 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any, Callable
 
-from .harness import Plan, Task, _init_worker, failed_task_rows, run_task
-from .params import ParamError
-from .store import Store
+from ..params import ParamError
+from ..store import Store
+from .local import init_worker
+from .runner import failed_task_rows, run_task
+from .tasks import Plan, Task
 
 #: Seconds allowed beyond a task's summed per-run limits before its helper process is killed.
 KILL_MARGIN = 5.0
@@ -95,7 +97,7 @@ def execute_dask(
 
 
 def run_in_worker(task: Task) -> list[dict[str, Any]]:
-    """The dask task: :func:`wbench.harness.run_task`, in a helper process when the task has a limit."""
+    """The dask task: :func:`wbench.engine.runner.run_task`, in a helper process when the task has a limit."""
     if task.timeout_seconds is None:
         return run_task(task)
     global _HELPER
@@ -126,7 +128,7 @@ def run_in_worker(task: Task) -> list[dict[str, Any]]:
 def _init_helper(threads: int, parent: int) -> None:
     """The helper process: thread limits, and exit as soon as its dask worker is gone (a worker killed
     by its nanny cannot shut its pool down, and an orphaned helper would live on)."""
-    _init_worker(threads)
+    init_worker(threads)
 
     def watch() -> None:
         while os.getppid() == parent:

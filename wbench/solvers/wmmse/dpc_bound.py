@@ -27,10 +27,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import Problem
-from ..solver import RunContext, Solution, Solver
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import Problem
+from ...solver import RunContext, Solution, Solver
 
 _LN2 = np.log(2.0)
 

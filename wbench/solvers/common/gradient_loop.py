@@ -36,9 +36,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..params import Param
-from ..problem import Problem, Vars
-from ..solver import RunContext, Solution
+from ...params import Param
+from ...problem import Problem, Vars
+from ...solver import RunContext, Solution
 
 if TYPE_CHECKING:
     import torch

@@ -58,10 +58,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..hookspecs import hookimpl
-from ..params import Param
-from ..problem import BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Vars
-from ..solver import RunContext, Solution, Solver
+from ...hookspecs import hookimpl
+from ...params import Param
+from ...problem import BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Vars
+from ...solver import RunContext, Solution, Solver
 
 _KNOWN_SETS = (PowerBall, UnitModulus, Unitary, BlockUnitary, Box, Simplex)
 _FD_STEP = np.finfo(np.float64).eps ** (1 / 3)  # central differences: truncation ~ rounding error
@@ -123,7 +123,7 @@ class _Formulation:
     """
 
     def __init__(self, problem: Problem) -> None:
-        from . import autodiff
+        from ..common import autodiff
 
         self.problem = problem
         self._ad = autodiff

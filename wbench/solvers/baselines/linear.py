@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..hookspecs import hookimpl
-from ..problem import Problem
-from ..solver import RunContext, Solution, Solver
+from ...hookspecs import hookimpl
+from ...problem import Problem
+from ...solver import RunContext, Solution, Solver
 
 
 class InitialPointBaseline(Solver):

@@ -1,0 +1,103 @@
+"""The harness's verdict on one run: the scenario re-evaluates the returned variables in float64 (utility,
+feasibility with its written tolerances), the checkpoints of the anytime trace are scored after the clock
+stopped, and every failure becomes a status, never an exception: ``ok``, ``infeasible``, ``error`` (the
+solver raised or returned something unusable), ``timeout``, ``nan``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import traceback
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..problem import Problem
+from ..solver import RunContext, Solution, Solver
+from .limits import TIMEOUT_ATOL, TIMEOUT_RTOL
+
+STATUSES = ("ok", "infeasible", "error", "timeout", "nan")
+
+
+def score(
+    problem: Problem,
+    solver: Solver,
+    sol: Solution | None,
+    err: str | None,
+    wall: float,
+    cpu: float,
+    budget_seconds: float | None,
+    ctx: RunContext,
+    killed: bool = False,
+) -> dict[str, Any]:
+    """The harness's verdict on one run: utility, feasibility, status and trace (``killed``: the run was
+    stopped by the enforced time limit, status ``timeout``)."""
+    out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None,
+                           "feasible": None, "violations": None, "max_violation": None,
+                           "status": "timeout" if killed else "error", "error": err, "trace": None}
+    if sol is None:
+        return out
+    if not isinstance(sol, Solution):
+        out["error"] = f"solver returned {type(sol).__name__}, not a Solution"
+        return out
+    out["iterations"] = int(sol.iterations)
+    try:
+        if "bound" in solver.tags:
+            u = float(sol.value) if sol.value is not None else math.nan
+            out["utility"] = u if math.isfinite(u) else None
+            out["status"] = "ok" if math.isfinite(u) else "nan"
+            return out
+        x = _check_vars(problem, sol.x)
+        if not all(np.all(np.isfinite(v)) for v in x.values()):
+            out["status"], out["error"] = "nan", "solution holds NaN or infinite entries"
+            return out
+        u = float(problem.utility(x))
+        if not math.isfinite(u):
+            out["status"], out["error"] = "nan", "utility is not finite"
+            return out
+        feas = problem.feasibility(x)
+        out.update(
+            utility=u,
+            feasible=bool(feas.feasible),
+            violations=feas.violations,
+            max_violation=feas.worst,
+            status="ok" if feas.feasible else "infeasible",
+        )
+        out["trace"] = [
+            [round(t, 9), it, float(problem.utility(xc)), bool(problem.feasibility(xc).feasible)]
+            for t, it, xc in ctx.checkpoints
+        ]
+    except Exception as exc:
+        out["status"], out["error"] = "error", "scoring failed: " + one_line(exc)
+        return out
+    if budget_seconds is not None and wall > budget_seconds * (1 + TIMEOUT_RTOL) + TIMEOUT_ATOL:
+        out["status"] = "timeout"
+        out["error"] = f"ran {wall:.3g} s against a budget of {budget_seconds:g} s"
+    return out
+
+
+def _check_vars(problem: Problem, x: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    if x is None:
+        raise ValueError("solver returned no variables")
+    missing = sorted(set(problem.variables) - set(x))
+    if missing:
+        raise ValueError(f"solution lacks variables {missing}")
+    out = {}
+    for name, var in problem.variables.items():
+        value = x[name]
+        arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+        if arr.shape != var.shape:
+            raise ValueError(f"variable {name} has shape {arr.shape}, expected {var.shape}")
+        out[name] = arr.astype(var.dtype)
+    return out
+
+
+
+
+def one_line(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}"[:400] + where
+

@@ -1,0 +1,1 @@
+"""Alternating optimisation: block updates of one variable with the others fixed (AO for BD-RIS ...)."""

@@ -1,0 +1,1 @@
+"""Gradient-based solvers on the differentiable loss: projected Adam and the meta-learning optimiser."""

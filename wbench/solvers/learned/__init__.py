@@ -1,0 +1,1 @@
+"""Solvers built around learned update rules (the LSTM optimisers of MLBF)."""

@@ -1,0 +1,1 @@
+"""Local NLP solvers (SciPy SLSQP / trust-constr) from multiple starts."""

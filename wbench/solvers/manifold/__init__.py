@@ -1,0 +1,1 @@
+"""Riemannian optimisation (pymanopt) on the product manifold built from the constraint sets."""
