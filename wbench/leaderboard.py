@@ -11,6 +11,11 @@ For each (configuration, solver) row:
   ``ok``). A run that is not ``ok`` scores minus infinity in the pairing: an infeasible answer never beats
   a feasible one.
 
+Where the scenario scores on data the solvers did not see (imperfect channel knowledge), and only then, the
+leaderboard adds ``in_sample``, the mean over the same ``ok`` runs of the objective the solver optimised on
+its own problem, and ``optimism``, the mean of ``in_sample - utility`` per run with its 95% Student-t interval
+(``optimism_ci_low``, ``optimism_ci_high``): how much better a design looks on the data it was fitted to.
+
 Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
 channel never ranks above one that is feasible on all. Solvers tagged ``bound`` are listed first, unranked.
 """
@@ -32,6 +37,8 @@ STAT_COLUMNS = [
     "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
     "iters_median", "feasible_rate", "max_violation", "win_rate", "mean_gap",
 ] + [f"n_{s}" for s in STATUSES]
+#: Added after :data:`STAT_COLUMNS` only when some run has an in-sample value.
+IN_SAMPLE_COLUMNS = ["in_sample", "optimism", "optimism_ci_low", "optimism_ci_high"]
 
 
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -65,7 +72,8 @@ def leaderboard(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         lb[k] = [p.get(k) for p in lb["params"]]
     lb = lb.sort_values(param_cols + ["seed", "_rank_sort"], kind="stable")
     lb["rank"] = lb["rank"].astype("Int64")
-    cols = ["scenario"] + param_cols + ["seed", "channels"] + STAT_COLUMNS + ["fingerprint", "config_key"]
+    extra = IN_SAMPLE_COLUMNS if lb["in_sample"].notna().any() else []
+    cols = ["scenario"] + param_cols + ["seed", "channels"] + STAT_COLUMNS + extra + ["fingerprint", "config_key"]
     return lb[cols].reset_index(drop=True)
 
 
@@ -80,6 +88,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
         ok = g[g["status"] == "ok"]
         u = ok["utility"].astype(float).to_numpy()
         mean, lo, hi = _mean_ci(u)
+        in_sample, optimism = _in_sample(ok)
         is_bound = "bound" in str(g["tags"].iloc[0]).split(",")
         feasible = (g["status"] == "ok").mean() if not is_bound else math.nan
         walls = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), "wall_s"].astype(float)
@@ -101,6 +110,10 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
             "iters_median": float(g["iterations"].astype(float).median()),
             "feasible_rate": feasible,
             "max_violation": float(viol.max()) if viol.notna().any() else math.nan,
+            "in_sample": in_sample,
+            "optimism": optimism[0],
+            "optimism_ci_low": optimism[1],
+            "optimism_ci_high": optimism[2],
             "fingerprint": fp,
             "config_key": first["config_key"],
             "_bound": is_bound,
@@ -128,6 +141,17 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
         else:
             r["win_rate"], r["mean_gap"] = paired(scores[r["solver"]], scores[best])
     return rows
+
+
+def _in_sample(ok: pd.DataFrame) -> tuple[float, tuple[float, float, float]]:
+    """Mean in-sample value and the optimism (mean of ``in_sample - utility``, 95% CI) of ``ok`` runs that
+    have one (NaN where none has)."""
+    if "in_sample" not in ok:
+        return math.nan, (math.nan, math.nan, math.nan)
+    both = ok[ok["in_sample"].notna() & ok["utility"].notna()]
+    ins = both["in_sample"].astype(float).to_numpy()
+    return (float(ins.mean()) if ins.size else math.nan,
+            _mean_ci(ins - both["utility"].astype(float).to_numpy()))
 
 
 def _nz(x: float) -> float:

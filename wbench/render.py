@@ -63,15 +63,24 @@ def _failures(r: pd.Series) -> str:
     return ", ".join(parts) or "-"
 
 
+def has_in_sample(lb: pd.DataFrame) -> bool:
+    """Whether the leaderboard carries in-sample values (scenarios scored on data solvers did not see)."""
+    return "in_sample" in lb.columns and bool(lb["in_sample"].notna().any())
+
+
 def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and text cells shared by the terminal table and Markdown."""
     varying, _ = split_params(lb)
     varying = [c for c in varying if c not in ("channels",)]
-    header = varying + ["#", "solver", "budget", "n", "mean [95% CI]", "time med", "time p90",
-                        "iters", "feasible", "max viol", "win vs best", "gap to best", "failures"]
+    optimism = has_in_sample(lb)
+    header = varying + ["#", "solver", "budget", "n", "mean [95% CI]"] \
+        + (["in-sample", "optimism [95% CI]"] if optimism else []) \
+        + ["time med", "time p90", "iters", "feasible", "max viol", "win vs best", "gap to best", "failures"]
     cells = []
     for _, r in lb.iterrows():
         ci = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        extra = [_fmt(r["in_sample"]), f"{_fmt(r['optimism'], '+.3f')} [{_fmt(r['optimism_ci_low'], '+.3f')}, "
+                 f"{_fmt(r['optimism_ci_high'], '+.3f')}]"] if optimism else []
         is_bound = bool(pd.isna(r["rank"]))
         rank = "bound" if is_bound else str(int(r["rank"]))
         win = "best" if rank == "1" else _fmt(r["win_rate"] * 100 if r["win_rate"] == r["win_rate"] else None, ".0f")
@@ -81,8 +90,8 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         viol = "-" if is_bound else _fmt(r["max_violation"], ".1e")
         cells.append(
             [str(r[c]) for c in varying]
-            + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci,
-               _time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
+            + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci] + extra
+            + [_time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
                feas, viol, win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
         )
     return header, cells
@@ -138,4 +147,6 @@ def print_table(lb: pd.DataFrame, console: Any = None) -> None:
     console.print(
         "mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same channels against "
         "the rank-1 solver; ranking: feasible rate, then mean."
+        + (" in-sample: the solver's own objective on what it saw; optimism: in-sample minus scored utility."
+           if has_in_sample(lb) else "")
     )

@@ -5,6 +5,11 @@ benchmark (Ctrl-C, kill) leaves every committed row intact and no half-written o
 (``run_key``) hashes scenario, parameters, channel source, realisation index, solver, solver version,
 resolved options and time budget; rows are inserted with ``INSERT OR IGNORE`` so a run is never written
 twice, and re-running a command only does the runs whose keys are missing.
+
+Schema changes that only add nullable columns keep :data:`SCHEMA_VERSION`: a database made by an earlier wbench
+gets the missing columns of :data:`COLUMNS` on open (``ALTER TABLE ... ADD COLUMN``, NULL in its rows), and an
+earlier wbench still reads and writes a later database (it names its columns). The version is raised only for
+changes an earlier wbench could not handle, and a database from a later version is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("budget", "TEXT"),
     ("budget_seconds", "REAL"),
     ("utility", "REAL"),
+    # the solver's own objective at its point, where the scenario scores on data the solver did not see
+    ("in_sample", "REAL"),
     ("feasible", "INTEGER"),
     ("violations", "TEXT"),
     ("max_violation", "REAL"),
@@ -92,7 +99,21 @@ class Store:
             c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             cols = ", ".join(f"{n} {t}" for n, t in COLUMNS)
             c.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+            self._add_missing_columns()
             c.execute("CREATE INDEX IF NOT EXISTS runs_config ON runs (config_key, instance)")
+
+    def _add_missing_columns(self) -> None:
+        """Columns of :data:`COLUMNS` an older database lacks, added nullable (existing rows get NULL)."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        for name, decl in COLUMNS:
+            if name in have:
+                continue
+            try:
+                self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl.split()[0]}")
+            except sqlite3.OperationalError:
+                # another process may have added it since we looked
+                if name not in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}:
+                    raise
 
     def close(self) -> None:
         self.conn.close()

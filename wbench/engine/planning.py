@@ -95,7 +95,8 @@ def plan(
         if not fresh:
             _check_fingerprints(store, cfg, src, instances)
         channel0 = src.get(0)[0]  # drawn once per configuration: the probe and the memory estimate
-        probe = get_registry().scenario(cfg.scenario).problem(cfg.params_dict, channel0)
+        sc = get_registry().scenario(cfg.scenario)
+        probe = sc.problem(cfg.params_dict, sc.seen(channel0))  # what solvers see (hidden arrays left out)
         for spec in specs:
             reason = spec.solver.declines(probe, spec.options_dict)
             if reason:

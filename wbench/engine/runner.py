@@ -4,6 +4,9 @@ as one batch for a batched solver), measure wall and CPU time of the solver call
 A run's randomness comes from :func:`solver_rng` alone, so a run gives the same answer on any executor or
 worker count. Torch solvers get an untimed warm-up run once per process, so one-off costs (first kernels,
 lazy imports) are not charged to the first timed run.
+
+A solver receives only the problem built from the arrays it may see (:meth:`wbench.scenario.Scenario.problems`);
+the scenario's scoring problem, built from the whole realisation, stays here and is used after the run only.
 """
 
 from __future__ import annotations
@@ -40,11 +43,14 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     solver = reg.solver(task.solver)
     options = dict(task.options)
     src = channel_source(cfg)
-    problems: list[Problem] = []
+    problems: list[Problem] = []  # what the solver sees: built from the seen arrays only
+    scorers: list[Problem | None] = []  # what the harness scores on (None: the solver's problem)
     fps: list[str] = []
     for i in task.instances:
         ch, fp = src.get(i)
-        problems.append(scenario.problem(cfg.params_dict, ch))
+        seen, scorer = scenario.problems(cfg.params_dict, ch)
+        problems.append(seen)
+        scorers.append(scorer)
         fps.append(fp)
     ctxs = [
         RunContext(solver_rng(cfg, task.solver, i), task.budget_seconds, device=task.device)
@@ -57,11 +63,11 @@ def run_task(task: Task) -> list[dict[str, Any]]:
         else:
             outcomes = [_run_one(solver, p, options, c, task.timeout_seconds) for p, c in zip(problems, ctxs)]
     rows = []
-    for i, fp, prob, ctx, (sol, err, wall, cpu, batch, killed) in zip(
-        task.instances, fps, problems, ctxs, outcomes
+    for i, fp, prob, scorer, ctx, (sol, err, wall, cpu, batch, killed) in zip(
+        task.instances, fps, problems, scorers, ctxs, outcomes
     ):
         row = _base_row(task, solver, i, fp)
-        row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx, killed))
+        row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx, killed, scorer))
         row["batch"] = batch
         rows.append(row)
     return rows
@@ -76,8 +82,8 @@ def failed_task_rows(task: Task, status: str, message: str) -> list[dict[str, An
     rows = []
     for i in task.instances:
         row = _base_row(task, solver, i, src.get(i)[1])
-        row.update({"wall_s": None, "cpu_s": None, "iterations": None, "utility": None, "feasible": None,
-                    "violations": None, "max_violation": None, "status": status, "error": message,
+        row.update({"wall_s": None, "cpu_s": None, "iterations": None, "utility": None, "in_sample": None,
+                    "feasible": None, "violations": None, "max_violation": None, "status": status, "error": message,
                     "trace": None, "batch": len(task.instances)})
         rows.append(row)
     return rows

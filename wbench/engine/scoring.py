@@ -2,6 +2,11 @@
 feasibility with its written tolerances), the checkpoints of the anytime trace are scored after the clock
 stopped, and every failure becomes a status, never an exception: ``ok``, ``infeasible``, ``error`` (the
 solver raised or returned something unusable), ``timeout``, ``nan``.
+
+Where the scenario has a scoring problem apart from the solver's (imperfect channel knowledge: the true
+channel, held-out error draws), utility, feasibility and trace come from the scoring problem, and the solver's
+own objective at the returned point, ``problem.utility(x)``, is recorded as ``in_sample``: their difference is
+the optimism of the design. Without one, ``in_sample`` is ``None``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ def score(
     budget_seconds: float | None,
     ctx: RunContext,
     killed: bool = False,
+    scorer: Problem | None = None,
 ) -> dict[str, Any]:
     """The harness's verdict on one run: utility, feasibility, status and trace (``killed``: the run was
-    stopped by the enforced time limit, status ``timeout``)."""
-    out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None,
+    stopped by the enforced time limit, status ``timeout``), judged on ``scorer`` (the scenario's scoring
+    problem; ``None``: the solver's ``problem``), with the in-sample value on ``problem`` where they differ."""
+    judge = problem if scorer is None else scorer
+    out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None, "in_sample": None,
                            "feasible": None, "violations": None, "max_violation": None,
                            "status": "timeout" if killed else "error", "error": err, "trace": None}
     if sol is None:
@@ -48,15 +56,18 @@ def score(
             out["utility"] = u if math.isfinite(u) else None
             out["status"] = "ok" if math.isfinite(u) else "nan"
             return out
-        x = _check_vars(problem, sol.x)
+        x = _check_vars(judge, sol.x)
         if not all(np.all(np.isfinite(v)) for v in x.values()):
             out["status"], out["error"] = "nan", "solution holds NaN or infinite entries"
             return out
-        u = float(problem.utility(x))
+        if scorer is not None:
+            u_in = float(problem.utility(x))
+            out["in_sample"] = u_in if math.isfinite(u_in) else None
+        u = float(judge.utility(x))
         if not math.isfinite(u):
             out["status"], out["error"] = "nan", "utility is not finite"
             return out
-        feas = problem.feasibility(x)
+        feas = judge.feasibility(x)
         out.update(
             utility=u,
             feasible=bool(feas.feasible),
@@ -65,7 +76,7 @@ def score(
             status="ok" if feas.feasible else "infeasible",
         )
         out["trace"] = [
-            [round(t, 9), it, float(problem.utility(xc)), bool(problem.feasibility(xc).feasible)]
+            [round(t, 9), it, float(judge.utility(xc)), bool(judge.feasibility(xc).feasible)]
             for t, it, xc in ctx.checkpoints
         ]
     except Exception as exc:
