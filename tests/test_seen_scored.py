@@ -140,6 +140,24 @@ def test_mrt_on_the_estimate_is_optimistic_in_sample(tmp_path, csi_env, capsys):
     assert "in-sample" in md and "optimism [95% CI]" in md and f"+{gap.mean():.3f}" in md
 
 
+def test_a_bound_on_what_solvers_see_is_an_in_sample_value(tmp_path, csi_env):
+    """One user: the closed form ``log2(1 + P ||h_hat||^2)`` is the in-sample optimum, which MRT on the estimate
+    reaches; it bounds nothing scored on the truth, so it is stored as ``in_sample`` with no utility."""
+    db = tmp_path / "r.db"
+    assert compare(db, "--solvers", "mrt,closed-form", "--instances", "5", scenario="toy-csi") == 0
+    rows = stored(db)
+    bound = {r["instance"]: r for r in rows if r["solver"] == "closed-form"}
+    mrt = {r["instance"]: r for r in rows if r["solver"] == "mrt"}
+    assert len(bound) == len(mrt) == 5
+    for i, b in bound.items():
+        assert b["status"] == "ok" and b["utility"] is None
+        assert b["in_sample"] == pytest.approx(mrt[i]["in_sample"], rel=1e-12)
+    lb = leaderboard(rows).set_index("solver")
+    assert np.isnan(lb.loc["closed-form", "mean"]) and pd.isna(lb.loc["closed-form", "rank"])
+    assert lb.loc["closed-form", "in_sample"] == pytest.approx(lb.loc["mrt", "in_sample"], rel=1e-12)
+    assert lb.loc["mrt", "rank"] == 1 and "bound" in to_markdown(leaderboard(rows))
+
+
 def test_perfect_csi_makes_in_sample_and_scored_equal(tmp_path, csi_env):
     db = tmp_path / "r.db"
     assert compare(db, "--solvers", "mrt,rzf,wmmse,leak-probe-batch[dump=" + str(tmp_path) + "]",

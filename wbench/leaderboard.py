@@ -15,6 +15,7 @@ Where the scenario scores on data the solvers did not see (imperfect channel kno
 leaderboard adds ``in_sample``, the mean over the same ``ok`` runs of the objective the solver optimised on
 its own problem, and ``optimism``, the mean of ``in_sample - utility`` per run with its 95% Student-t interval
 (``optimism_ci_low``, ``optimism_ci_high``): how much better a design looks on the data it was fitted to.
+There a ``bound`` row's value is an in-sample value (it was computed on what solvers see): ``in_sample``, no ``mean``.
 
 Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
 channel never ranks above one that is feasible on all. Solvers tagged ``bound`` are listed first, unranked.
@@ -86,7 +87,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
     scores: dict[str, pd.Series] = {}
     for disp, g in cfg.groupby("display", sort=False):
         ok = g[g["status"] == "ok"]
-        u = ok["utility"].astype(float).to_numpy()
+        u = ok["utility"].astype(float).dropna().to_numpy()  # a bound on an in-sample objective has none
         mean, lo, hi = _mean_ci(u)
         in_sample, optimism = _in_sample(ok)
         is_bound = "bound" in str(g["tags"].iloc[0]).split(",")
@@ -148,10 +149,10 @@ def _in_sample(ok: pd.DataFrame) -> tuple[float, tuple[float, float, float]]:
     have one (NaN where none has)."""
     if "in_sample" not in ok:
         return math.nan, (math.nan, math.nan, math.nan)
+    ins = ok["in_sample"].astype(float).dropna()
     both = ok[ok["in_sample"].notna() & ok["utility"].notna()]
-    ins = both["in_sample"].astype(float).to_numpy()
-    return (float(ins.mean()) if ins.size else math.nan,
-            _mean_ci(ins - both["utility"].astype(float).to_numpy()))
+    gap = both["in_sample"].astype(float).to_numpy() - both["utility"].astype(float).to_numpy()
+    return (float(ins.mean()) if len(ins) else math.nan), _mean_ci(gap)
 
 
 def _nz(x: float) -> float:

@@ -6,7 +6,8 @@ solver raised or returned something unusable), ``timeout``, ``nan``.
 Where the scenario has a scoring problem apart from the solver's (imperfect channel knowledge: the true
 channel, held-out error draws), utility, feasibility and trace come from the scoring problem, and the solver's
 own objective at the returned point, ``problem.utility(x)``, is recorded as ``in_sample``: their difference is
-the optimism of the design. Without one, ``in_sample`` is ``None``.
+the optimism of the design. Without one, ``in_sample`` is ``None``. A ``bound`` solver's value, computed on
+what the solver saw, bounds the in-sample objective only: there it is stored as ``in_sample``, with no utility.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def score(
     try:
         if "bound" in solver.tags:
             u = float(sol.value) if sol.value is not None else math.nan
-            out["utility"] = u if math.isfinite(u) else None
+            # computed on what the solver saw, a bound bounds the in-sample objective, not the scored one
+            out["utility" if scorer is None else "in_sample"] = u if math.isfinite(u) else None
             out["status"] = "ok" if math.isfinite(u) else "nan"
             return out
         x = _check_vars(judge, sol.x)
