@@ -105,7 +105,7 @@ def test_fuzzed_parameter_values_give_one_line_or_run(scenario, data, tmp_path_f
     value = data.draw(_JUNK)
     flag = data.draw(st.sampled_from(["--set", "--sweep"]))
     sized = {"Nt", "K", "B"}
-    assume(not (key in sized and value.strip().lstrip("+").isdigit() and int(value) > 64))
+    assume(not (key in sized and value.strip().lstrip("+").isdecimal() and int(value) > 64))
     db = tmp_path_factory.mktemp("p") / "p.db"
     _one_line_or_ok(["compare", "--scenario", scenario, "--solvers", "mrt", "--instances", "1", "--db", str(db),
                      "--format", "csv", flag, f"{key}={value}"], capsys)
