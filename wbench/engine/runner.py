@@ -93,9 +93,6 @@ def failed_task_rows(task: Task, status: str, message: str) -> list[dict[str, An
 Outcome = tuple[Solution | None, str | None, float, float, int, bool]
 
 
-#: (solution, error, wall, cpu, batch size, stopped by the enforced time limit)
-Outcome = tuple[Solution | None, str | None, float, float, int, bool]
-
 _WARMED: set[str] = set()
 
 
