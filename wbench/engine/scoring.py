@@ -32,7 +32,8 @@ def score(
     killed: bool = False,
 ) -> dict[str, Any]:
     """The harness's verdict on one run: utility, feasibility, status and trace (``killed``: the run was
-    stopped by the enforced time limit, status ``timeout``)."""
+    stopped by the enforced time limit, status ``timeout``); for an ``ok`` or ``infeasible`` run also the
+    scored variables under ``"solution"`` (name -> array; the runner encodes or drops them)."""
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None,
                            "feasible": None, "violations": None, "max_violation": None,
                            "status": "timeout" if killed else "error", "error": err, "trace": None}
@@ -63,6 +64,7 @@ def score(
             violations=feas.violations,
             max_violation=feas.worst,
             status="ok" if feas.feasible else "infeasible",
+            solution=x,
         )
         out["trace"] = [
             [round(t, 9), it, float(problem.utility(xc)), bool(problem.feasibility(xc).feasible)]
@@ -70,9 +72,11 @@ def score(
         ]
     except Exception as exc:
         out["status"], out["error"] = "error", "scoring failed: " + one_line(exc)
+        out.pop("solution", None)
         return out
     if budget_seconds is not None and wall > budget_seconds * (1 + TIMEOUT_RTOL) + TIMEOUT_ATOL:
         out["status"] = "timeout"
+        out.pop("solution", None)
         out["error"] = f"ran {wall:.3g} s against a budget of {budget_seconds:g} s"
     return out
 
