@@ -48,11 +48,11 @@ def encode_solution(x: Mapping[str, Any]) -> bytes:
     """The variables ``x`` (name -> numeric array) as one compressed byte string."""
     head, parts = [], []
     for name, value in x.items():
-        arr = np.ascontiguousarray(value)
+        arr = np.asarray(value)
         if arr.dtype.hasobject:
             raise ValueError(f"variable {name} has dtype object")
         head.append([str(name), arr.dtype.str, list(arr.shape)])
-        parts.append(arr.tobytes())
+        parts.append(arr.tobytes(order="C"))
     return zlib.compress(json.dumps(head).encode() + b"\0" + b"".join(parts))
 
 
@@ -70,7 +70,7 @@ def decode_solution(blob: bytes) -> dict[str, np.ndarray]:
             if dt.hasobject:
                 raise ValueError("object dtype")
             count = int(np.prod(shape, dtype=np.int64))
-            out[name] = np.frombuffer(data, dt, count, offset).reshape(shape).copy()
+            out[name] = np.frombuffer(data, dt, count, offset).reshape(tuple(shape)).copy()
             offset += count * dt.itemsize
         if offset != len(data):
             raise ValueError(f"{len(data) - offset} trailing bytes")
