@@ -65,16 +65,32 @@ def test_encoding_round_trip_is_exact(x):
             assert np.array_equal(back[name], value, equal_nan=value.dtype.kind in "fc")
 
 
+def test_large_values_are_compressed_small_ones_not():
+    small = encode_solution({"V": np.ones((4, 4), complex)})
+    assert small.startswith(b"[") and len(small) < 320
+    zeros = {"Phi": np.zeros((64, 64), complex)}  # 64 KiB raw
+    big = encode_solution(zeros)
+    assert not big.startswith(b"[") and len(big) < 1000
+    assert np.array_equal(decode_solution(big)["Phi"], zeros["Phi"])
+    noise = {"P": np.random.default_rng(0).standard_normal(400)}  # 3.2 KiB of doubles: deflate would not help
+    assert len(encode_solution(noise)) <= 3200 + 40
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=200), st.integers(0, 10**6))
 def test_damaged_value_is_a_value_error(junk, cut):
     good = encode_solution({"V": np.arange(12.0).reshape(3, 4), "p": np.ones(2, complex)})
+    big = encode_solution({"V": np.zeros((40, 40))})
+    assert not big.startswith(b"[")  # compressed
     damaged = [
         b"\x78\x9c" + junk,  # a zlib header, then garbage
+        b'[["V", "<f8", [3]]]\0' + junk[:23],  # fewer bytes than three doubles
+        big[: cut % len(big)],  # a truncated compressed value
         good[: cut % len(good)],  # truncated
-        zlib.compress(zlib.decompress(good) + b"x"),  # a trailing byte
-        zlib.compress(b'[["V", "<f8", [3, 4]]]'),  # no separator
-        zlib.compress(b'[["V", "|O", [1]]]\0' + bytes(8)),  # an object dtype
+        good + b"x",  # a trailing byte
+        zlib.compress(zlib.decompress(big) + b"x"),  # a trailing byte, compressed
+        b'[["V", "<f8", [3, 4]]]',  # no separator
+        b'[["V", "|O", [1]]]\0' + bytes(8),  # an object dtype
     ]
     for blob in damaged:
         with pytest.raises(ValueError, match="damaged stored solution"):
@@ -115,7 +131,7 @@ def test_rows_leave_the_blob_out_unless_asked(tmp_path):
 
 def test_cap_drops_large_solutions_with_a_note(tmp_path, capsys):
     db = tmp_path / "r.db"
-    # 4 x 4 complex precoder: 256 bytes raw, well over 100 bytes compressed
+    # 4 x 4 complex precoder: about 300 bytes stored
     assert compare(db, "--solvers", "mrt", "--set", "snr_db=10", "--instances", "3",
                    "--solution-cap-mb", str(100 / 2**20)) == 0
     err = capsys.readouterr().err

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--no-solutions", dest="solutions", action="store_false",
                       help="do not keep the returned variables of the runs (kept by default)")
     cmp_.add_argument("--solution-cap-mb", type=float, default=SOLUTION_CAP_MB, metavar="MB",
-                      help="largest compressed solution kept per run (default %(default)g MiB); a larger "
+                      help="largest stored solution kept per run (default %(default)g MiB); a larger "
                            "one is dropped with a note in the run's solution_note column")
     cmp_.add_argument("--format", choices=FORMATS, default="table")
 

@@ -3,13 +3,15 @@
 The harness keeps the variables it scored (after the scenario's dtype and shape check) for every run with
 status ``ok`` or ``infeasible``, so a result can be re-scored, inspected or used as a warm start later.
 
-In the store, column ``solution`` holds ``zlib.compress(header + b"\\0" + data)``: ``header`` is the JSON
-list ``[[name, dtype, shape], ...]`` and ``data`` the arrays' C-order bytes one after another (no pickle;
-:func:`decode_solution` reads it with ``np.frombuffer``). It is used instead of ``np.savez_compressed``
-because it costs a third of the time per run (about 15 µs against 45 µs for a 4 x 4 complex precoder),
-which matters for cheap solvers where the harness overhead per run is about 0.3 ms. A solution whose
-compressed size exceeds the cap (``--solution-cap-mb``, default 1 MiB) is not kept; the row's
-``solution_note`` says so, as it does for ``--no-solutions``.
+In the store, column ``solution`` holds ``header + b"\0" + data``: ``header`` is the JSON list
+``[[name, dtype, shape], ...]`` and ``data`` the arrays' C-order bytes one after another (no pickle;
+:func:`decode_solution` reads it with ``np.frombuffer``). From 1 KiB on, the value is stored as a zlib
+stream of those bytes instead when that is smaller (a stored value starting with ``[`` is uncompressed).
+Small values are not compressed because deflate gains almost nothing on floating-point data (291 against
+300 bytes for a random 4 x 4 complex precoder) while setting it up costs about 15 µs per run, which is
+5-8% of the harness overhead per run of a cheap solver (about 0.2 ms of CPU time). A solution whose stored
+size exceeds the cap (``--solution-cap-mb``, default 1 MiB) is not kept; the row's ``solution_note``
+says so, as it does for ``--no-solutions``.
 
 The export (``wbench solutions export``) is a plain ``.npz`` readable with NumPy alone
 (``np.load(path, allow_pickle=False)``): a 0-d string array ``meta`` holding JSON
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,8 +33,10 @@ import numpy as np
 
 from .params import ParamError
 
-#: Default cap on one run's compressed solution (bytes).
+#: Default cap on one run's stored solution (bytes, as stored).
 SOLUTION_CAP_BYTES = 1 << 20
+#: Stored values from this size (bytes) on are compressed when that makes them smaller.
+COMPRESS_FROM = 1024
 EXPORT_FORMAT = "wbench-solutions"
 EXPORT_VERSION = 1
 #: Stored columns copied into each exported run's metadata (JSON columns decoded).
@@ -45,21 +50,32 @@ NOTE_OFF = "not kept: --no-solutions"
 
 
 def encode_solution(x: Mapping[str, Any]) -> bytes:
-    """The variables ``x`` (name -> numeric array) as one compressed byte string."""
+    """The variables ``x`` (name -> numeric array) as one byte string (compressed from 1 KiB on)."""
     head, parts = [], []
     for name, value in x.items():
         arr = np.asarray(value)
         if arr.dtype.hasobject:
             raise ValueError(f"variable {name} has dtype object")
-        head.append([str(name), arr.dtype.str, list(arr.shape)])
+        head.append((str(name), arr.dtype.str, arr.shape))
         parts.append(arr.tobytes(order="C"))
-    return zlib.compress(json.dumps(head).encode() + b"\0" + b"".join(parts))
+    raw = _header(tuple(head)) + b"".join(parts)
+    if len(raw) >= COMPRESS_FROM:
+        packed = zlib.compress(raw)
+        if len(packed) < len(raw):
+            return packed
+    return raw
+
+
+@lru_cache(maxsize=256)
+def _header(head: tuple[tuple[str, str, tuple[int, ...]], ...]) -> bytes:
+    """The JSON header and separator (cached: a solver returns the same names, dtypes and shapes each run)."""
+    return json.dumps([[n, d, list(s)] for n, d, s in head]).encode() + b"\0"
 
 
 def decode_solution(blob: bytes) -> dict[str, np.ndarray]:
     """The inverse of :func:`encode_solution` (``ValueError`` on a damaged value)."""
     try:
-        raw = zlib.decompress(blob)
+        raw = bytes(blob) if bytes(blob[:1]) == b"[" else zlib.decompress(blob)
         head, sep, data = raw.partition(b"\0")
         if not sep:
             raise ValueError("no header")
@@ -95,7 +111,7 @@ def keep_solution(row: dict[str, Any], cap_bytes: int | None) -> None:
         row["solution_note"] = f"not kept: {exc}"
         return
     if len(blob) > cap_bytes:
-        row["solution_note"] = (f"not kept: {len(blob) / 2**20:.3g} MiB compressed exceeds the cap of "
+        row["solution_note"] = (f"not kept: {len(blob) / 2**20:.3g} MiB stored exceeds the cap of "
                                 f"{cap_bytes / 2**20:.3g} MiB (--solution-cap-mb)")
         return
     row["solution"] = blob

@@ -57,7 +57,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("threads", "INTEGER"),
     ("wbench_version", "TEXT"),
     ("created", "REAL"),
-    # the scored variables of an ``ok``/``infeasible`` run (compressed, see wbench.solution_store) ...
+    # the scored variables of an ``ok``/``infeasible`` run (see wbench.solution_store) ...
     ("solution", "BLOB"),
     # ... or why they were not kept (over the size cap, --no-solutions)
     ("solution_note", "TEXT"),

@@ -85,7 +85,7 @@ def plan(
     Refuses (``ParamError``, with the estimate) a plan whose solvers would not fit in memory: per task,
     the solver's :meth:`~wbench.solver.Solver.memory_bytes` plus the channel arrays, times the chunk for a
     batched solver, times the number of workers, against ``max_memory`` bytes (default: the memory the
-    operating system reports available). ``solution_cap_bytes``: the largest compressed solution kept with a
+    operating system reports available). ``solution_cap_bytes``: the largest stored solution kept with a
     run (``None``: none kept).
     """
     out = Plan(list(configs), list(specs), [])

@@ -56,7 +56,7 @@ class Task:
     device: str = "cpu"
     #: Enforced wall-clock limit per run (``--timeout``): the run is stopped and recorded as ``timeout``.
     timeout_seconds: float | None = None
-    #: Largest compressed solution kept with a run (bytes); ``None``: solutions are not kept.
+    #: Largest stored solution kept with a run (bytes); ``None``: solutions are not kept.
     solution_cap_bytes: int | None = SOLUTION_CAP_BYTES
 
 
