@@ -60,7 +60,8 @@ def test_list_shows_solvers_with_tags_and_origin():
 
 
 @given(args=st.lists(st.sampled_from(["--set", "--sweep", "--solvers", "--instances", "--jobs", "Nt=", "K=0",
-                                      "snr_db=x", "wmmse[", "mrt", "=", ",", "[]", "-1", "1e9", "nan"]),
+                                      "snr_db=x", "wmmse[", "mrt", "=", ",", "[]", "-1", "1e9", "nan",
+                                      "--solution-cap-mb", "--no-solutions"]),
                      max_size=6))
 @settings(max_examples=60, deadline=None)
 def test_fuzzed_compare_arguments_never_raise(args, tmp_path_factory):
@@ -131,7 +132,8 @@ def test_fuzzed_solver_options_give_one_line_or_plan(solver, data, tmp_path_fact
 @given(argv=st.lists(st.sampled_from(["check", "leaderboard", "plot", "report", "channels", "export", "--update",
                                       "--db", "--out", "--suite", "--scenario", "miso", "sweep", "x.png",
                                       "/nonexistent", "--executor", "dask", "--timeout", "-1", "--jobs", "0",
-                                      "--max-memory", "nan", "--scheduler", "tcp://", "--instances"]),
+                                      "--max-memory", "nan", "--scheduler", "tcp://", "--instances",
+                                      "solutions", "--solvers", "mrt", "wmse"]),
                      min_size=1, max_size=6))
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_fuzzed_subcommands_never_raise(argv, capsys, tmp_path_factory, monkeypatch):

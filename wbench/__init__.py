@@ -2,6 +2,10 @@
 
 Public API for plugin authors: :data:`hookimpl`, :class:`Scenario`, :class:`Solver`, :class:`Solution`,
 :class:`RunContext`, :class:`Problem`, :class:`Variable`, :class:`Param` and the constraint sets.
+
+For notebooks (:mod:`wbench.api`, imported on first use so that ``import wbench`` stays light):
+``wbench.compare(...)``, ``wbench.runs(db)``, ``wbench.leaderboard(db)``, ``wbench.solutions(db)`` and
+``wbench.export_solutions(db, out)``, returning pandas DataFrames.
 """
 
 from .hookspecs import hookimpl
@@ -22,8 +26,26 @@ from .solver import RunContext, Solution, Solver
 
 __version__ = "0.1.0"
 
+_API = ("compare", "runs", "leaderboard", "solutions", "export_solutions")
+
+
+def __getattr__(name: str):  # PEP 562: the notebook API without importing pandas for every plugin
+    if name == "leaderboard":
+        # ``wbench.leaderboard`` is also the submodule of that name, which the import system binds here
+        # whenever it is imported; the module is made callable (it forwards to ``api.leaderboard``), so
+        # ``wbench.leaderboard(db)`` works whichever of the two the name holds.
+        import importlib
+
+        return importlib.import_module(".leaderboard", __name__)
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "hookimpl", "Param", "ParamError", "Problem", "Variable", "Feasibility", "PowerBall", "UnitModulus",
     "Unitary", "BlockUnitary", "Box", "Simplex", "Scenario", "Solver", "Solution", "RunContext",
-    "__version__",
+    "__version__", *_API,
 ]

@@ -1,4 +1,6 @@
-"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard`` and ``channels export``.
+"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard``, ``check``, ``channels export``,
+``solutions export``, ``plot`` and ``report``. ``compare``, ``leaderboard`` and ``solutions export`` call
+the functions of :mod:`wbench.api` (the Python API), so both behave the same.
 
 Every user error (unknown name, malformed or out-of-range parameter, a results file that is not ours)
 ends in one line ``wbench: error: ...`` and exit status 2; an interrupted benchmark keeps every committed
@@ -13,27 +15,19 @@ import itertools
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .api import DEFAULT_DB, SOLUTION_CAP_MB, parse_sets
 from .params import ParamError, format_value
 
 FORMATS = ("table", "md", "csv")
-DEFAULT_DB = "wbench.db"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
         raise ParamError(f"{message} (see '{self.prog} --help')")
-
-
-def _key_value(text: str, flag: str) -> tuple[str, str]:
-    key, eq, value = text.partition("=")
-    if not eq or not key.strip():
-        raise ParamError(f"{flag} expects KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --executor dask: join this scheduler (default: a LocalCluster of --jobs workers)")
     cmp_.add_argument("--device", default="cpu", help="torch device for solvers that use it")
     cmp_.add_argument("--fresh", action="store_true", help="discard stored results of these runs first")
+    cmp_.add_argument("--no-solutions", dest="solutions", action="store_false",
+                      help="do not keep the returned variables of the runs (kept by default)")
+    cmp_.add_argument("--solution-cap-mb", type=float, default=SOLUTION_CAP_MB, metavar="MB",
+                      help="largest stored solution kept per run (default %(default)g MiB); a larger "
+                           "one is dropped with a note in the run's solution_note column")
     cmp_.add_argument("--format", choices=FORMATS, default="table")
 
     lb = sub.add_parser("leaderboard", help="print the leaderboard of stored results, or regenerate committed ones")
@@ -93,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", required=True)
 
+    so = sub.add_parser("solutions", help="export stored solutions (the runs' variables) to .npz")
+    so_sub = so.add_subparsers(dest="action", parser_class=_Parser)
+    se = so_sub.add_parser("export", help="write stored solutions with run keys, fingerprints and configuration")
+    se.add_argument("--db", default=DEFAULT_DB)
+    se.add_argument("--scenario", default=None)
+    se.add_argument("--solvers", default=None, help="a selection as in compare (default: every solver)")
+    se.add_argument("--out", required=True, metavar="FILE.npz")
+
     from .figures.cli import add_parsers
 
     add_parsers(sub)
@@ -109,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return {"list": cmd_list, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "channels": cmd_channels, "plot": cmd_plot,
+                "check": cmd_check, "channels": cmd_channels, "solutions": cmd_solutions, "plot": cmd_plot,
                 "report": cmd_report}[args.command](args)
     except (ParamError, StoreError) as exc:
         print(f"wbench: error: {exc}", file=sys.stderr)
@@ -156,45 +163,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # -- compare ---------------------------------------------------------------------------------------
-def _parse_sets(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        k, v = _key_value(item, "--set")
-        if k in out:
-            raise ParamError(f"--set {k} given twice")
-        out[k] = v
-    return out
-
-
-def _parse_sweeps(items: Sequence[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        k, v = _key_value(item, "--sweep")
-        values = [x.strip() for x in v.split(",")]
-        if not v or any(not x for x in values):
-            raise ParamError(f"--sweep {k}: expected comma-separated values, got {v!r}")
-        if k in out:
-            raise ParamError(f"--sweep {k} given twice")
-        out[k] = values
-    return out
-
-
-def _parse_jobs(text: str | int) -> int:
-    """``auto`` -> the CPU cores this process may use (each run is pinned to ``--threads`` threads)."""
-    if str(text).strip().lower() == "auto":
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    try:
-        jobs = int(text)
-    except ValueError:
-        raise ParamError(f"--jobs must be a positive integer or auto, got {text!r}") from None
-    if jobs < 1:
-        raise ParamError(f"--jobs must be >= 1, got {jobs}")
-    return jobs
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     try:
         rows = run_compare(args)
@@ -208,73 +176,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> list[dict]:
     """Plan and execute a ``compare`` (notes and the summary on stderr); the stored rows of its runs."""
-    from . import engine
-    from .registry import get_registry
-    from .selection import select
-    from .store import Store
+    from .api import compare_rows
 
-    args.jobs = _parse_jobs(args.jobs)
-    if args.threads < 1:
-        raise ParamError(f"--threads must be >= 1, got {args.threads}")
-    if args.budget_seconds is not None and not args.budget_seconds > 0:
-        raise ParamError(f"--budget-seconds must be > 0, got {args.budget_seconds}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise ParamError(f"--timeout must be > 0, got {args.timeout}")
-    if args.max_memory is not None and not args.max_memory > 0:
-        raise ParamError(f"--max-memory must be > 0, got {args.max_memory}")
-    if args.scheduler and args.executor != "dask":
-        raise ParamError("--scheduler needs --executor dask")
-    timeout = args.timeout
-    if timeout is None and args.budget_seconds is not None:
-        timeout = args.budget_seconds * (1 + engine.TIMEOUT_RTOL) + 1.0
-    reg = get_registry()
-    scenario = reg.scenario(args.scenario)
-    instances = args.instances if args.instances is not None else scenario.default_instances
-    if instances < 1:
-        raise ParamError(f"--instances must be >= 1, got {instances}")
-    if args.channels and not Path(args.channels).is_file():
-        raise ParamError(f"channel file {args.channels} does not exist")
-    specs, notes = select(reg, args.solvers, scenario.name)
-    if not specs:
-        raise ParamError(f"no solver selected for scenario {scenario.name} by {args.solvers!r}")
-    configs = engine.build_configs(
-        scenario.name, _parse_sets(args.set), _parse_sweeps(args.sweep), args.seed, args.channels
+    return compare_rows(
+        args.scenario, args.solvers, args.set, args.sweep, args.instances, args.db, args.seed, args.channels,
+        args.jobs, args.threads, args.budget_seconds, args.timeout, args.max_memory, args.executor,
+        args.scheduler, args.device, args.fresh, args.solutions, args.solution_cap_mb,
+        echo=lambda line: print(line, file=sys.stderr), progress=_progress_bar,
     )
-    with Store(args.db) as store:
-        max_memory = None if args.max_memory is None else args.max_memory * 2.0**30
-        plan = engine.plan(store, configs, specs, instances, args.budget_seconds, args.fresh,
-                            args.jobs, args.threads, args.device, timeout, max_memory)
-        for note in notes + plan.notes:
-            print(f"wbench: note: {note}", file=sys.stderr)
-        todo = plan.total - plan.done
-        t0 = time.perf_counter()
-        _execute_with_progress(plan, store, args.jobs, todo, args.executor, args.scheduler)
-        elapsed = time.perf_counter() - t0
-        keys = set(plan.run_keys.values())
-        rows = [r for r in store.rows(scenario.name, [c.key for c in configs]) if r["run_key"] in keys]
-    print(f"wbench: {todo} runs done in {elapsed:.1f} s, {plan.done} reused from {args.db}", file=sys.stderr)
-    return rows
 
 
-def _execute_with_progress(plan, store, jobs: int, todo: int, executor: str = "local",
-                           scheduler: str | None = None) -> None:
+@contextlib.contextmanager
+def _progress_bar(todo: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .engine import execute
 
     show = sys.stderr.isatty() and todo > 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), disable=not show, transient=True) as progress:
         bar = progress.add_task("runs", total=todo)
-        execute(plan, store, jobs, on_rows=lambda n: progress.advance(bar, n), executor=executor,
-                scheduler=scheduler)
+        yield lambda n: progress.advance(bar, n)
 
 
 def _emit(rows, fmt: str) -> None:
     from .leaderboard import leaderboard
+
+    _emit_table(leaderboard(rows), fmt)
+
+
+def _emit_table(lb, fmt: str) -> None:
     from .render import print_table, to_csv, to_markdown
 
-    lb = leaderboard(rows)
     if fmt == "csv":
         sys.stdout.write(to_csv(lb))
     elif fmt == "md":
@@ -285,7 +216,7 @@ def _emit(rows, fmt: str) -> None:
 
 # -- leaderboard -----------------------------------------------------------------------------------
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .store import Store, StoreError
+    from .api import leaderboard_tables
 
     if args.update:
         from . import regression
@@ -296,17 +227,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print("\n".join(f"wrote {p}" for p in written))
         return 0
 
-    if not Path(args.db).is_file():
-        raise StoreError(f"no results database at {args.db} (run 'wbench compare' first, or pass --db)")
-    with Store(args.db) as store:
-        rows = store.rows(args.scenario)
-    if not rows:
-        raise StoreError(f"{args.db} holds no results" + (f" for scenario {args.scenario}" if args.scenario else ""))
-    scenarios = sorted({r["scenario"] for r in rows})
-    for i, s in enumerate(scenarios):
+    for i, lb in enumerate(leaderboard_tables(args.db, args.scenario)):
         if i and args.format != "csv":
             print()
-        _emit([r for r in rows if r["scenario"] == s], args.format if not i or args.format != "csv" else "csv")
+        _emit_table(lb, args.format)
     return 0
 
 
@@ -351,9 +275,23 @@ def cmd_channels(args: argparse.Namespace) -> int:
     if args.instances < 1:
         raise ParamError(f"--instances must be >= 1, got {args.instances}")
     sc = get_registry().scenario(args.scenario)
-    params = sc.resolve_params(_parse_sets(args.set))
+    params = sc.resolve_params(parse_sets(args.set))
     fps = export_npz(args.out, sc, params, args.seed, args.instances)
     print(f"wrote {len(fps)} realisations of {sc.name} to {args.out}")
+    return 0
+
+
+# -- solutions -------------------------------------------------------------------------------------
+def cmd_solutions(args: argparse.Namespace) -> int:
+    from .api import export_solutions
+
+    if args.action != "export":
+        raise ParamError("usage: wbench solutions export --db DB [--scenario S] [--solvers SEL] --out FILE.npz")
+    written, missing = export_solutions(args.db, args.out, args.scenario, args.solvers)
+    if missing:
+        print(f"wbench: note: {missing} selected run(s) have no stored solution (status not ok/infeasible, "
+              "over the size cap, or run with --no-solutions) and are not exported", file=sys.stderr)
+    print(f"wrote {written} runs' solutions to {args.out}")
     return 0
 
 

@@ -6,10 +6,13 @@ benchmark (Ctrl-C, kill) leaves every committed row intact and no half-written o
 resolved options and time budget; rows are inserted with ``INSERT OR IGNORE`` so a run is never written
 twice, and re-running a command only does the runs whose keys are missing.
 
-Schema changes that only add nullable columns keep :data:`SCHEMA_VERSION`: a database made by an earlier wbench
-gets the missing columns of :data:`COLUMNS` on open (``ALTER TABLE ... ADD COLUMN``, NULL in its rows), and an
-earlier wbench still reads and writes a later database (it names its columns). The version is raised only for
-changes an earlier wbench could not handle, and a database from a later version is refused.
+Schema evolution: columns are only ever added, nullable. Opening a database made by an older wbench adds
+every :data:`COLUMNS` entry it lacks (``ALTER TABLE ... ADD COLUMN``, values ``NULL``) and keeps its rows;
+an older wbench still reads a newer database of the same schema version (it names the columns it selects).
+A database whose ``schema_version`` is newer than this wbench's is refused with one line.
+
+The ``solution`` column holds a run's returned variables (see :mod:`wbench.solution_store`); it is a BLOB,
+so :meth:`Store.rows` leaves it out unless asked (``solutions=True``).
 """
 
 from __future__ import annotations
@@ -56,8 +59,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("threads", "INTEGER"),
     ("wbench_version", "TEXT"),
     ("created", "REAL"),
+    # the scored variables of an ``ok``/``infeasible`` run (see wbench.solution_store) ...
+    ("solution", "BLOB"),
+    # ... or why they were not kept (over the size cap, --no-solutions)
+    ("solution_note", "TEXT"),
 )
 COLUMN_NAMES = tuple(c for c, _ in COLUMNS)
+#: Columns too large to read with every leaderboard query: :meth:`Store.rows` selects them only when asked.
+BLOB_COLUMNS = ("solution",)
+ROW_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in BLOB_COLUMNS)
 
 
 class StoreError(ParamError):
@@ -103,17 +113,22 @@ class Store:
             c.execute("CREATE INDEX IF NOT EXISTS runs_config ON runs (config_key, instance)")
 
     def _add_missing_columns(self) -> None:
-        """Columns of :data:`COLUMNS` an older database lacks, added nullable (existing rows get NULL)."""
+        """A database from an older wbench: add the columns it lacks, nullable (its rows read as NULL there)."""
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
         for name, decl in COLUMNS:
             if name in have:
                 continue
-            try:
+            try:  # only the type: NOT NULL / PRIMARY KEY cannot be added to a table that has rows
                 self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl.split()[0]}")
-            except sqlite3.OperationalError:
-                # another process may have added it since we looked
-                if name not in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}:
-                    raise
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" in str(exc):  # another process added it first
+                    continue
+                if "readonly" in str(exc) or "read-only" in str(exc):
+                    raise StoreError(
+                        f"{self.path} is from an older wbench and lacks column {name}, but it cannot be "
+                        f"written to add it ({exc})"
+                    ) from None
+                raise
 
     def close(self) -> None:
         self.conn.close()
@@ -168,8 +183,11 @@ class Store:
             out[inst] = fp
         return out
 
-    def rows(self, scenario: str | None = None, config_keys: Sequence[str] | None = None) -> list[dict]:
-        q = f"SELECT {', '.join(COLUMN_NAMES)} FROM runs"
+    def rows(self, scenario: str | None = None, config_keys: Sequence[str] | None = None,
+             solutions: bool = False) -> list[dict]:
+        """Stored runs in insertion order, without the ``solution`` BLOB unless ``solutions``."""
+        names = COLUMN_NAMES if solutions else ROW_COLUMNS
+        q = f"SELECT {', '.join(names)} FROM runs"
         where, args = [], []
         if scenario:
             where.append("scenario = ?")
@@ -180,7 +198,16 @@ class Store:
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY rowid"
-        return [dict(zip(COLUMN_NAMES, r)) for r in self.conn.execute(q, args)]
+        return [dict(zip(names, r)) for r in self.conn.execute(q, args)]
+
+    def solutions(self, run_keys: Iterable[str]) -> dict[str, bytes]:
+        """Run key -> stored solution (see :mod:`wbench.solution_store`), for the keys that have one."""
+        out: dict[str, bytes] = {}
+        for chunk in _chunks(list(run_keys), 500):
+            q = (f"SELECT run_key, solution FROM runs WHERE solution IS NOT NULL "
+                 f"AND run_key IN ({','.join('?' * len(chunk))})")
+            out.update(self.conn.execute(q, chunk))
+        return out
 
 
 def _encode(v: Any) -> Any:

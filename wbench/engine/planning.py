@@ -22,6 +22,7 @@ from ..params import ParamError
 from ..problem import Problem
 from ..registry import get_registry
 from ..selection import SolverSpec
+from ..solution_store import SOLUTION_CAP_BYTES
 from ..solver import Solver
 from ..store import Store, StoreError
 from .tasks import Config, Plan, Task, run_key
@@ -77,13 +78,15 @@ def plan(
     device: str = "cpu",
     timeout_seconds: float | None = None,
     max_memory: float | None = None,
+    solution_cap_bytes: int | None = SOLUTION_CAP_BYTES,
 ) -> Plan:
     """The tasks still to run; with ``fresh`` the matching rows are deleted, after every check has passed.
 
     Refuses (``ParamError``, with the estimate) a plan whose solvers would not fit in memory: per task,
     the solver's :meth:`~wbench.solver.Solver.memory_bytes` plus the channel arrays, times the chunk for a
     batched solver, times the number of workers, against ``max_memory`` bytes (default: the memory the
-    operating system reports available).
+    operating system reports available). ``solution_cap_bytes``: the largest stored solution kept with a
+    run (``None``: none kept).
     """
     out = Plan(list(configs), list(specs), [])
     to_delete: list[str] = []  # with ``fresh``: deleted only once every check has passed, in one transaction
@@ -122,7 +125,7 @@ def plan(
             for chunk in _chunks(missing, size):
                 out.tasks.append(
                     Task(cfg, spec.name, spec.options, spec.label, spec.budget, tuple(chunk),
-                         budget_seconds, threads, device, timeout_seconds)
+                         budget_seconds, threads, device, timeout_seconds, solution_cap_bytes)
                 )
     if to_delete:
         store.delete(to_delete)

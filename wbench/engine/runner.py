@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..problem import Problem
 from ..registry import get_registry
+from ..solution_store import keep_solution
 from ..solver import RunContext, Solution, Solver
 from .limits import RunTimeout, ThreadLimit, hard_limit
 from .planning import channel_source
@@ -68,6 +69,7 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     ):
         row = _base_row(task, solver, i, fp)
         row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx, killed, scorer))
+        keep_solution(row, task.solution_cap_bytes)
         row["batch"] = batch
         rows.append(row)
     return rows

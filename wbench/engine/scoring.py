@@ -40,7 +40,9 @@ def score(
 ) -> dict[str, Any]:
     """The harness's verdict on one run: utility, feasibility, status and trace (``killed``: the run was
     stopped by the enforced time limit, status ``timeout``), judged on ``scorer`` (the scenario's scoring
-    problem; ``None``: the solver's ``problem``), with the in-sample value on ``problem`` where they differ."""
+    problem; ``None``: the solver's ``problem``), with the in-sample value on ``problem`` where they differ; for an
+    ``ok`` or ``infeasible`` run also the scored variables under ``"solution"`` (name -> array; the runner encodes
+    or drops them)."""
     judge = problem if scorer is None else scorer
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None, "in_sample": None,
                            "feasible": None, "violations": None, "max_violation": None,
@@ -76,6 +78,7 @@ def score(
             violations=feas.violations,
             max_violation=feas.worst,
             status="ok" if feas.feasible else "infeasible",
+            solution=x,
         )
         out["trace"] = [
             [round(t, 9), it, float(judge.utility(xc)), bool(judge.feasibility(xc).feasible)]
@@ -83,9 +86,11 @@ def score(
         ]
     except Exception as exc:
         out["status"], out["error"] = "error", "scoring failed: " + one_line(exc)
+        out.pop("solution", None)
         return out
     if budget_seconds is not None and wall > budget_seconds * (1 + TIMEOUT_RTOL) + TIMEOUT_ATOL:
         out["status"] = "timeout"
+        out.pop("solution", None)
         out["error"] = f"ran {wall:.3g} s against a budget of {budget_seconds:g} s"
     return out
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..selection import SolverSpec
+from ..solution_store import SOLUTION_CAP_BYTES
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Task:
     device: str = "cpu"
     #: Enforced wall-clock limit per run (``--timeout``): the run is stopped and recorded as ``timeout``.
     timeout_seconds: float | None = None
+    #: Largest stored solution kept with a run (bytes); ``None``: solutions are not kept.
+    solution_cap_bytes: int | None = SOLUTION_CAP_BYTES
 
 
 @dataclass
