@@ -1,4 +1,4 @@
-"""The ``ao`` solver (alternating WMMSE / Riemannian CG for ``bdris``) and the Takagi helpers: closed forms,
+"""The ``ao`` solver (alternating WMMSE / Riemannian CG for ``bdris``): closed forms,
 architecture equivalences, warm start from the diagonal RIS, gradients of every Phi chart, feasibility,
 determinism, traces, budgets, registration and light import."""
 
@@ -20,7 +20,6 @@ from wbench.registry import Registry
 from wbench.solver import RunContext
 from wbench.solvers import alternating
 from wbench.solvers.alternating import Ao, PhiChart
-from wbench.solvers.takagi import symmetric_unitary, takagi_factor
 
 AO = Ao()
 TIGHT = {"tol": 1e-12, "max_outer": 300}  # run to convergence for the closed-form checks
@@ -32,84 +31,6 @@ make = bdris_problem
 def solve(prob, seed: int = 0, budget: float | None = None, **options):
     ctx = RunContext(np.random.default_rng(seed), budget)
     return AO.solve(prob, options, ctx), ctx
-
-
-def random_unitary(rng: np.random.Generator, n: int) -> np.ndarray:
-    q, r = np.linalg.qr(cn(rng, (n, n)))
-    return q * (np.diag(r) / np.abs(np.diag(r)))
-
-
-# -- Takagi helpers ----------------------------------------------------------------------------------
-def tol(n: int) -> float:
-    """Frobenius round-off allowance for an n x n product: a few ulps per entry (n^2 entries, n terms each)."""
-    return 20 * n * np.finfo(float).eps
-
-
-@pytest.mark.parametrize("n", [1, 2, 5, 16, 64])
-def test_u_ut_is_symmetric_unitary_and_takagi_factor_round_trips(n):
-    rng = np.random.default_rng(n)
-    for _ in range(3):
-        U = random_unitary(rng, n)
-        Phi = symmetric_unitary(U)
-        assert np.array_equal(Phi, Phi.T)
-        assert np.linalg.norm(Phi.conj().T @ Phi - np.eye(n)) <= tol(n)
-        V = takagi_factor(Phi)
-        assert np.linalg.norm(V.conj().T @ V - np.eye(n)) <= tol(n)
-        assert np.linalg.norm(symmetric_unitary(V) - Phi) <= tol(n)
-        assert np.linalg.norm(V @ V.T - Phi) <= tol(n)  # not only after symmetrising
-
-
-def _sym_unitary_with_phases(rng, theta):
-    Q, _ = np.linalg.qr(rng.standard_normal((len(theta), len(theta))))  # real orthogonal
-    Phi = Q @ np.diag(np.exp(1j * np.asarray(theta))) @ Q.T
-    return 0.5 * (Phi + Phi.T)
-
-
-@pytest.mark.parametrize("case", ["identity", "minus-identity", "diagonal", "repeated", "collision", "cluster",
-                                  "cluster-at-minus-one"])
-def test_takagi_factor_of_degenerate_symmetric_unitaries(case):
-    rng = np.random.default_rng(3)
-    if case == "identity":
-        Phi = np.eye(4, dtype=complex)
-    elif case == "minus-identity":
-        Phi = -np.eye(4, dtype=complex)
-    elif case == "diagonal":
-        Phi = np.diag(np.exp(2j * np.pi * rng.random(5)))
-    elif case == "repeated":  # eigenvalues of multiplicity 3 and 2
-        Phi = _sym_unitary_with_phases(rng, [0.3, 0.3, 0.3, 2.0, 2.0, np.pi])
-    elif case == "collision":  # distinct phases a, b with cos a + c sin a = cos b + c sin b (one real mixing)
-        c, a = 0.6180339887498949, 0.4
-        Phi = _sym_unitary_with_phases(rng, [a, 2 * np.arctan(c) - a, 1.0, 2.5])
-    elif case == "cluster":  # gaps from 1e-3 down to 1e-12: ill-determined eigenvectors, well-determined root
-        Phi = _sym_unitary_with_phases(rng, [1.0, 1.0 + 1e-3, 1.0 + 1e-6, 1.0 + 1e-9, 1.0 + 1e-12, -2.0, 0.5])
-    else:  # a cluster on both sides of -1, where the principal square root jumps
-        Phi = _sym_unitary_with_phases(rng, [np.pi - 1e-9, -np.pi + 1e-9, np.pi - 1e-5, 0.1, 1.2])
-    V = takagi_factor(Phi)
-    n = len(Phi)
-    assert np.linalg.norm(V.conj().T @ V - np.eye(n)) <= tol(n)
-    assert np.linalg.norm(V @ V.T - Phi) <= tol(n)
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 12), centres=st.integers(1, 3),
-       spread=st.sampled_from([0.0, 1e-14, 1e-10, 1e-7, 1e-4, 1e-1]))
-def test_takagi_factor_is_accurate_for_clustered_spectra(seed, n, centres, spread):
-    """Eigenvalue phases in a few tight clusters (``spread`` wide): the factor stays exact to round-off, the
-    accuracy does not degrade like ``eps / gap`` (a diagonalisation would)."""
-    rng = np.random.default_rng(seed)
-    centre = rng.uniform(-np.pi, np.pi, centres)
-    theta = centre[rng.integers(0, centres, n)] + spread * rng.standard_normal(n)
-    Q, _ = np.linalg.qr(cn(rng, (n, n)))  # a complex unitary: U0 = Q diag(e^{i theta/2}) is one Takagi factor
-    U0 = Q * np.exp(0.5j * theta)
-    Phi = symmetric_unitary(U0)
-    V = takagi_factor(Phi)
-    assert np.linalg.norm(V.conj().T @ V - np.eye(n)) <= tol(n)
-    assert np.linalg.norm(V @ V.T - Phi) <= tol(n)
-
-
-def test_takagi_factor_rejects_non_square_input():
-    with pytest.raises(ValueError, match="square"):
-        takagi_factor(np.ones((2, 3), complex))
 
 
 # -- gradients of every Phi chart (autograd through U U^T included) -----------------------------------
@@ -376,7 +297,7 @@ def test_registered_through_the_hook_and_supports_only_bdris():
 
 
 def test_importing_does_not_load_torch_or_pymanopt():
-    code = ("import sys, wbench.solvers.alternating, wbench.solvers.takagi; "
+    code = ("import sys, wbench.solvers.alternating; "
             "sys.exit(1 if {'torch', 'pymanopt'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

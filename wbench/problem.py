@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from .linalg import (polar, polar_torch, project_symmetric_unitary, project_symmetric_unitary_torch,
+                     unitary_residual)
+
 if TYPE_CHECKING:  # torch is optional at run time: imported only by the solvers that need it
     import torch
 
@@ -110,79 +113,6 @@ class UnitModulus(ConstraintSet):
         return ((x.abs() ** 2 - 1.0) ** 2).sum()
 
 
-def _polar(x: np.ndarray) -> np.ndarray:
-    """Nearest unitary matrix in Frobenius norm: ``U V^H`` from the SVD ``x = U S V^H``."""
-    u, _, vh = np.linalg.svd(x)
-    return u @ vh
-
-
-def _polar_torch(x: "torch.Tensor") -> "torch.Tensor":
-    import torch
-
-    u, _, vh = torch.linalg.svd(x)
-    return u @ vh
-
-
-def _unitary_residual(x: np.ndarray) -> float:
-    n = x.shape[-1]
-    return float(np.linalg.norm(x.conj().T @ x - np.eye(n)))
-
-
-#: Newton-Schulz steps that restore unitarity after symmetrising (each squares the residual).
-_NS_STEPS = 3
-
-
-def _takagi_symmetric_unitary(x: np.ndarray) -> np.ndarray:
-    """The nearest symmetric unitary matrix to ``x`` in Frobenius norm.
-
-    For symmetric ``Y``, ``||x - Y||^2 = ||S - Y||^2 + ||(x - x^T) / 2||^2`` with ``S = (x + x^T) / 2``, so
-    the answer is the nearest unitary to ``S``: its polar factor, which is symmetric (``S = Q D Q^T``
-    (Takagi) gives ``Q Q^T``). Numerically the SVD's polar factor ``U V^H`` is symmetric only to about
-    ``eps / sigma_min(S)``, and not at all where ``S`` is singular (the SVD pairs arbitrary bases of the
-    two null spaces). So: (1) on the null space of ``S`` the left singular vectors are replaced by
-    ``conj(V_0)`` (the left null space of a symmetric matrix is the conjugate of the right one), which
-    makes that part ``conj(V_0) V_0^H``, symmetric; (2) the result is symmetrised exactly and made unitary
-    again by Newton-Schulz steps ``q <- q - (q q^H - I) q / 2`` (Higham, *Functions of Matrices*, SIAM
-    2008, section 8.3), which map symmetric matrices to symmetric matrices (``q q^H q = q conj(q) q``) and
-    square the unitarity residual, each followed by an exact symmetrisation.
-    """
-    s = 0.5 * (x + x.T)
-    n = s.shape[-1]
-    u, sv, vh = np.linalg.svd(s)
-    null = sv <= n * np.finfo(np.float64).eps * sv[0] if sv[0] > 0 else np.ones(n, dtype=bool)
-    if null.any():
-        u = u.copy()
-        u[:, null] = vh[null].T
-    q = u @ vh
-    q = 0.5 * (q + q.T)
-    eye = np.eye(n)
-    for _ in range(_NS_STEPS):
-        r = q @ q.conj().T - eye
-        if np.linalg.norm(r) <= 4 * n * np.finfo(np.float64).eps:
-            break
-        q = q - 0.5 * (r @ q)
-        q = 0.5 * (q + q.T)
-    return q
-
-
-def _takagi_symmetric_unitary_torch(x: "torch.Tensor") -> "torch.Tensor":
-    """:func:`_takagi_symmetric_unitary` on a torch tensor (a fixed number of Newton-Schulz steps)."""
-    import torch
-
-    s = 0.5 * (x + x.T)
-    n = s.shape[-1]
-    u, sv, vh = torch.linalg.svd(s)
-    null = sv <= n * torch.finfo(sv.dtype).eps * sv[0] if bool(sv[0] > 0) else torch.ones_like(sv, dtype=torch.bool)
-    u = torch.where(null[None, :], vh.T, u)
-    q = u @ vh
-    q = 0.5 * (q + q.T)
-    eye = torch.eye(n, dtype=q.dtype, device=q.device)
-    for _ in range(_NS_STEPS):
-        q = q - 0.5 * ((q @ q.conj().T - eye) @ q)
-        q = 0.5 * (q + q.T)
-    return q
-
-
 @dataclass(frozen=True)
 class Unitary(ConstraintSet):
     """Square ``X^H X = I`` (fully-connected BD-RIS); ``symmetric=True`` adds ``X = X^T`` (reciprocal)."""
@@ -191,10 +121,10 @@ class Unitary(ConstraintSet):
     tol: float = UNITARY_ATOL
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        return _takagi_symmetric_unitary(x) if self.symmetric else _polar(x)
+        return project_symmetric_unitary(x) if self.symmetric else polar(x)
 
     def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
-        return _takagi_symmetric_unitary_torch(x) if self.symmetric else _polar_torch(x)
+        return project_symmetric_unitary_torch(x) if self.symmetric else polar_torch(x)
 
     def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
         """``||X^H X - I||_F^2`` (seed 000, eq. (33)), plus ``||X - X^T||_F^2`` when symmetric."""
@@ -207,7 +137,7 @@ class Unitary(ConstraintSet):
         return pen
 
     def violation(self, x: np.ndarray) -> float:
-        v = _unitary_residual(x)
+        v = unitary_residual(x)
         if self.symmetric:
             v = max(v, float(np.linalg.norm(x - x.T)))
         return v

@@ -20,7 +20,7 @@ from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer st
     group-connected one (the fixed ``UnitaryGroup`` of :mod:`wbench.solvers.manifolds`). A reciprocal BD-RIS
     (``symmetric=true``) is parametrised exactly as ``Phi = U U^T`` with ``U`` on the same unitary group
     (per block for group-connected): every such product is symmetric unitary and every symmetric unitary
-    matrix is one (Takagi factorisation, :mod:`wbench.solvers.takagi`); the cost and its gradient in
+    matrix is one (Takagi factorisation, :mod:`wbench.linalg`); the cost and its gradient in
     ``U`` come from autograd through ``U U^T``.
 
 The outer loop stops when the sum rate changes by at most ``tol`` relative to its previous value (Li,
@@ -61,13 +61,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..hookspecs import hookimpl
+from ..linalg import symmetric_unitary, takagi_factor
 from ..params import Param, ParamError
 from ..problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
 from ..solver import RunContext, Solution, Solver
-from .takagi import symmetric_unitary, takagi_factor
 from .wmmse import wmmse_stack
 
-__all__ = ["Ao", "symmetric_unitary", "takagi_factor"]
+__all__ = ["Ao"]
 
 
 class _OutOfTime(Exception):
