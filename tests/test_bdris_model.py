@@ -125,9 +125,10 @@ def test_closed_form_row_matches_the_constructed_optima_and_ao_reaches_it(tmp_pa
     rows = stored(db)
     bound = {(r["params"], r["instance"]): r["utility"] for r in rows if r["solver"] == "closed-form"}
     assert len(bound) == 2  # the default sweep: fully has one, diagonal with Nt=2 has none
-    for r in rows:
-        if r["solver"] == "ao" and (r["params"], r["instance"]) in bound:
-            assert r["utility"] == pytest.approx(bound[(r["params"], r["instance"])], rel=1e-8)
+    ao = [r for r in rows if r["solver"] == "ao" and (r["params"], r["instance"]) in bound]
+    assert len(ao) == 2 and all(r["status"] == "ok" for r in ao)
+    for r in ao:
+        assert r["utility"] == pytest.approx(bound[(r["params"], r["instance"])], rel=1e-8)
     configs = harness.build_configs("bdris", {"K": "2"}, {}, 0)
     specs, _ = select(fresh_registry, "closed-form", "bdris")
     from wbench.store import Store
