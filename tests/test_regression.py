@@ -278,7 +278,8 @@ def test_runtime_is_cpu_time_so_waiting_for_a_busy_core_is_not_a_slowdown():
 def test_committed_runs_without_cpu_times_are_compared_on_wall_time_with_a_note():
     old = pd.concat([REF, runs("x", BASE, wall=0.1)]).drop(columns=["cpu_s"])  # a file made before cpu_s
     found = compare_runs("s", old, pd.concat([REF, runs("x", BASE, wall=0.5, cpu=0.1)]), Settings())
-    assert any("no CPU times" in f.message for f in kinds(found, "note"))
+    note = next(f for f in kinds(found, "note") if "no CPU times" in f.message)
+    assert note.line() == f"NOTE     s: {note.message}"  # a suite-wide note names no configuration
     assert [f.rule for f in kinds(found, "fail")] == ["runtime"] and "wall time" in kinds(found, "fail")[0].message
 
 

@@ -111,7 +111,7 @@ class Finding:
 
     def line(self) -> str:
         where = " ".join(p for p in (self.config, self.solver) if p)
-        return f"{self.kind.upper():8s} {self.suite}: {where}: {self.message}"
+        return f"{self.kind.upper():8s} {self.suite}: " + (f"{where}: " if where else "") + self.message
 
 
 # -- the suites file --------------------------------------------------------------------------------
