@@ -107,8 +107,11 @@ def project_symmetric_unitary_torch(x: "torch.Tensor") -> "torch.Tensor":
         null = sv <= n * torch.finfo(sv.dtype).eps * sv[0]
     else:
         null = torch.ones_like(sv, dtype=torch.bool)
-    u = torch.where(null[None, :], vh.T, u)
-    q = u @ vh
+    # Range part from the singular pairs (u_j, v_j), invariant to each pair's common phase as autograd's SVD
+    # requires; the null part conj(V_0) V_0^H depends on the basis' phases and is not differentiable there.
+    q = (u * (~null).to(u.dtype)) @ vh
+    if bool(null.any()):
+        q = q + ((vh.T * null.to(vh.dtype)) @ vh).detach()
     q = 0.5 * (q + q.T)
     eye = torch.eye(n, dtype=q.dtype, device=q.device)
     for _ in range(_NS_STEPS):
