@@ -17,7 +17,7 @@ from wbench.problem import (
 from wbench.scenarios.miso import Miso, MisoProblem
 from wbench.solver import RunContext
 from wbench.solvers.wmmse.dpc_bound import DpcBound
-from wbench.solvers.local.multistart import Multistart, _Formulation, _takagi_factor, wbench_register_solvers
+from wbench.solvers.local.multistart import Multistart, _Formulation, wbench_register_solvers
 
 SOLVER = Multistart()
 
@@ -247,17 +247,6 @@ def test_equality_jacobian_has_full_row_rank_on_the_set(name):
     form = _Formulation(prob)
     y = form.from_vars(prob.initial("random", np.random.default_rng(4)))
     assert np.linalg.matrix_rank(form.eq_jac(y)) == form.n_eq
-
-
-def test_takagi_factor_of_a_symmetric_unitary_matrix():
-    rng = np.random.default_rng(5)
-    phi = Unitary(symmetric=True).project(rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5)))
-    u = _takagi_factor(phi)
-    np.testing.assert_allclose(u @ u.T, phi, atol=1e-12)
-    np.testing.assert_allclose(u.conj().T @ u, np.eye(5), atol=1e-12)
-    minus = -np.eye(3, dtype=complex)  # all eigenvalues on the principal branch cut
-    v = _takagi_factor(minus)
-    np.testing.assert_allclose(v @ v.T, minus, atol=1e-12)
 
 
 # -- scenario constraints --------------------------------------------------------------------------

@@ -53,6 +53,50 @@ def test_polar_projection_is_nearest_unitary():
         assert np.linalg.norm(x - r) >= best - 1e-12
 
 
+def _unitary_err(q: np.ndarray) -> float:
+    return float(np.linalg.norm(q.conj().T @ q - np.eye(q.shape[0])))
+
+
+def _random_symmetric_unitary(rng, n: int) -> np.ndarray:
+    q, r = np.linalg.qr(_cn(rng, (n, n)))
+    u = q * (np.diag(r) / np.abs(np.diag(r)))
+    return u @ u.T
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 24),
+       rank_drop=st.integers(0, 3), tiny=st.sampled_from([0.0, 1e-15, 1e-12, 1e-8, 1e-4]))
+def test_symmetric_unitary_projection_is_exactly_symmetric_and_unitary_to_round_off(seed, n, rank_drop, tiny):
+    """Also for (nearly) singular inputs, where the SVD's polar factor ``U V^H`` pairs arbitrary null-space bases
+    and is far from symmetric (symmetrising it then left a point off the unitary group)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(_cn(rng, (n, n)))
+    sv = rng.uniform(0.1, 3.0, n)
+    sv[: min(rank_drop, n)] = tiny
+    x = q @ np.diag(sv) @ q.T + (_cn(rng, (n, n)) - _cn(rng, (n, n)).T) * rng.uniform(0, 1)  # + a skew part
+    p = Unitary(symmetric=True).project(x)
+    assert np.array_equal(p, p.T)
+    assert _unitary_err(p) <= 20 * n * np.finfo(float).eps
+
+
+def test_symmetric_unitary_projection_is_the_nearest_and_fixes_the_set():
+    """``||x - Y||`` over symmetric unitary ``Y``: no random one, nor a symmetric unitary near the answer, does better;
+    a symmetric unitary input is returned unchanged up to round-off; only the symmetric part of ``x`` matters."""
+    rng = np.random.default_rng(5)
+    sym = Unitary(symmetric=True)
+    for n in (2, 4, 7):
+        x = _cn(rng, (n, n))
+        p = sym.project(x)
+        best = np.linalg.norm(x - p)
+        for _ in range(100):
+            assert np.linalg.norm(x - _random_symmetric_unitary(rng, n)) >= best - 1e-12
+            y = sym.project(p + 1e-3 * _cn(rng, (n, n)))
+            assert np.linalg.norm(x - y) >= best - 1e-12
+        np.testing.assert_allclose(sym.project(0.5 * (x + x.T)), p, atol=1e-12)
+        phi = _random_symmetric_unitary(rng, n)
+        assert np.linalg.norm(sym.project(phi) - phi) <= 20 * n * np.finfo(float).eps
+
+
 def test_power_ball_scales_only_outside():
     x = np.ones((2, 2), complex)  # power 4
     np.testing.assert_allclose(PowerBall(8.0).project(x), x)

@@ -9,9 +9,13 @@ hold channel fingerprints that the generator still reproduces (cheap: no solver 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,16 +83,117 @@ def test_committed_files_record_how_they_were_made(tmp_path, fresh_registry):
     assert set(lb["solver"]) == {"wmmse", "mrt"}
 
 
+# -- the runtime rule end to end: CPU time, confirmed by a re-run ---------------------------------------
+TIMED = ('[suites]\ntimed = "--scenario miso --solvers wmmse,adam[iters=30] --instances 6 --sweep snr_db=10"\n'
+         '[settings]\nreference = "adam[iters=30]"\nmin_time_s = 0.001\n')
+
+
+@contextlib.contextmanager
+def cpu_hogs(seconds: float = 90.0):
+    """A busy-loop process on every core this process may use, each ending by itself after ``seconds``."""
+    loop = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(len(os.sched_getaffinity(0)))]
+    try:
+        time.sleep(0.2)  # running before the timed work starts
+        assert all(p.poll() is None for p in procs)
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _timed_check(d: Path) -> tuple[list, list[list[dict]]]:
+    """``regression.check`` with the CLI's suite runner, recording the rows of every run it makes."""
+    from wbench.cli import _suite_runner
+
+    made: list[list[dict]] = []
+    with _suite_runner("1") as run:
+        def runner(arguments):
+            made.append(run(arguments))
+            return made[-1]
+
+        return regression.check(d, runner, echo=lambda m: None), made
+
+
+def test_unchanged_code_passes_the_runtime_rule_while_cpu_hogs_run_beside_it(tmp_path, fresh_registry):
+    d = write_suites(tmp_path, TIMED)
+    assert main(["leaderboard", "--update", str(d)]) == 0
+    assert read_runs(d / "timed.runs.csv")["cpu_s"].notna().all()
+    with cpu_hogs():
+        found, made = _timed_check(d)
+    assert kinds(found, "fail") == [], [f.line() for f in found]
+    # the hogs did take the cores: the runs waited (wall time well above CPU time) ...
+    rows = [r for r in made[0] if r["label"] == "adam[iters=30]"]
+    assert np.median([r["wall_s"] / r["cpu_s"] for r in rows]) > 1.2
+    # ... and the runtime rule was applied (not skipped for want of a timed reference or solver)
+    assert not [f for f in found if "runtimes not checked" in f.message]
+
+
+def test_a_solver_slowed_five_times_fails_the_runtime_rule_confirmed_by_a_rerun(tmp_path, fresh_registry,
+                                                                               monkeypatch, capsys):
+    from wbench.solvers.wmmse.wmmse import Wmmse
+
+    d = write_suites(tmp_path, TIMED)
+    assert main(["leaderboard", "--update", str(d)]) == 0
+    original = Wmmse.solve_batch
+
+    def slowed(self, problems, options, ctxs):  # the same answers for five times the CPU
+        c0 = time.process_time()
+        out = original(self, problems, options, ctxs)
+        end = time.process_time() + 4 * (time.process_time() - c0)
+        while time.process_time() < end:
+            pass
+        return out
+
+    monkeypatch.setattr(Wmmse, "solve_batch", slowed)
+    capsys.readouterr()
+    assert main(["check", str(d)]) == 1
+    out = capsys.readouterr()
+    fails = [line for line in out.out.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 1 and " wmmse: slower: CPU time" in fails[0] and "confirmed by a re-run" in fails[0]
+    assert "re-running to confirm" in out.err
+
+
+def test_a_slowdown_the_rerun_does_not_reproduce_is_a_note(tmp_path, fresh_registry, monkeypatch):
+    from wbench.solvers.wmmse.wmmse import Wmmse
+
+    d = write_suites(tmp_path, TIMED)
+    assert main(["leaderboard", "--update", str(d)]) == 0
+    original = Wmmse.solve_batch
+    calls = {"n": 0}
+
+    def slow_once(self, problems, options, ctxs):  # 5x CPU in the check's first run only
+        calls["n"] += 1
+        c0 = time.process_time()
+        out = original(self, problems, options, ctxs)
+        if calls["n"] == 1:
+            end = time.process_time() + 4 * (time.process_time() - c0)
+            while time.process_time() < end:
+                pass
+        return out
+
+    monkeypatch.setattr(Wmmse, "solve_batch", slow_once)
+    found, made = _timed_check(d)
+    assert len(made) == 2 and {r["label"] for r in made[1]} == {"wmmse", "adam[iters=30]"}
+    assert kinds(found, "fail") == []
+    notes = [f for f in kinds(found, "note") if f.solver == "wmmse"]
+    assert len(notes) == 1 and "not reproduced by a re-run" in notes[0].message
+
+
 # -- the rules, on synthetic runs ---------------------------------------------------------------------
-def runs(label: str, utilities, status="ok", wall=0.1, fp="f", key="c1", error=None) -> pd.DataFrame:
+def runs(label: str, utilities, status="ok", wall=0.1, fp="f", key="c1", error=None, cpu=None) -> pd.DataFrame:
+    """Synthetic runs; the CPU time is the wall time unless given (a quiet machine)."""
     n = len(utilities)
+    cpu = wall if cpu is None else cpu
     statuses = [status] * n if isinstance(status, str) else list(status)
     return pd.DataFrame({
         "config_key": key, "scenario": "miso", "params": json.dumps({"snr_db": 10.0}), "seed": 0,
         "channels": "gen:0", "instance": range(n), "fingerprint": [f"{fp}{i}" for i in range(n)],
         "label": label, "solver": label, "solver_version": "1", "tags": "conventional", "budget": "",
         "status": statuses, "utility": list(utilities), "max_violation": 0.0,
-        "wall_s": wall if np.ndim(wall) else [wall] * n, "iterations": 1, "error": error,
+        "wall_s": wall if np.ndim(wall) else [wall] * n, "cpu_s": cpu if np.ndim(cpu) else [cpu] * n,
+        "iterations": 1, "error": error,
     })
 
 
@@ -156,6 +261,60 @@ def test_runtime_is_judged_as_a_ratio_to_the_reference_of_the_same_run():
     # too fast to time reliably: not checked
     tiny = pd.concat([REF, runs("x", BASE, wall=0.001)])
     assert compare_runs("s", tiny, pd.concat([REF, runs("x", BASE, wall=0.009)]), Settings()) == []
+
+
+def test_runtime_is_cpu_time_so_waiting_for_a_busy_core_is_not_a_slowdown():
+    """The solver's wall time grew 10x (another process held the core) but its CPU time did not: no finding.
+    The CPU time grown 5x fails, whatever the wall time says."""
+    old = pd.concat([REF, runs("x", BASE, wall=0.1)])
+    waited = pd.concat([REF, runs("x", BASE, wall=1.0, cpu=0.1)])
+    assert compare_runs("s", old, waited, Settings()) == []
+    burnt = pd.concat([REF, runs("x", BASE, wall=0.1, cpu=0.5)])
+    fails = kinds(compare_runs("s", old, burnt, Settings()), "fail")
+    assert len(fails) == 1 and fails[0].rule == "runtime" and "slower: CPU time" in fails[0].message
+    assert "10x -> 50x" in fails[0].message
+
+
+def test_committed_runs_without_cpu_times_are_compared_on_wall_time_with_a_note():
+    old = pd.concat([REF, runs("x", BASE, wall=0.1)]).drop(columns=["cpu_s"])  # a file made before cpu_s
+    found = compare_runs("s", old, pd.concat([REF, runs("x", BASE, wall=0.5, cpu=0.1)]), Settings())
+    note = next(f for f in kinds(found, "note") if "no CPU times" in f.message)
+    assert note.line() == f"NOTE     s: {note.message}"  # a suite-wide note names no configuration
+    assert [f.rule for f in kinds(found, "fail")] == ["runtime"] and "wall time" in kinds(found, "fail")[0].message
+
+
+@pytest.mark.parametrize("arguments,expected", [
+    (("--scenario", "miso", "--solvers", "conventional,bound", "--instances", "5"),
+     ("--scenario", "miso", "--solvers", "x,wmmse[init=mrt],adam", "--instances", "5")),
+    (("--scenario", "miso", "--solvers=baseline"), ("--scenario", "miso", "--solvers=x,wmmse[init=mrt],adam")),
+])
+def test_the_confirming_rerun_narrows_the_solvers_to_the_slow_ones_and_the_reference(arguments, expected):
+    suite = regression.Suite("s", arguments)
+    assert regression.rerun_arguments(suite, ["x", "wmmse[init=mrt]", "adam"], Settings()) == expected
+
+
+def test_a_runtime_failure_is_kept_only_when_the_rerun_reproduces_it():
+    old = pd.concat([REF, runs("x", BASE), runs("y", BASE), runs("z", BASE)])
+    first = pd.concat([REF, runs("x", BASE, cpu=0.5), runs("y", BASE, cpu=0.5), runs("z", BASE - 1)])
+    found = compare_runs("s", old, first, Settings())
+    assert sorted((f.solver, f.rule) for f in kinds(found, "fail")) == [("x", "runtime"), ("y", "runtime"),
+                                                                         ("z", "")]
+    calls = []
+
+    def runner(arguments):  # the re-run: x is still slow, y was the machine
+        calls.append(tuple(arguments))
+        return pd.concat([REF, runs("x", BASE, cpu=0.5), runs("y", BASE)]).to_dict("records")
+
+    suite = regression.Suite("s", ("--scenario", "miso", "--solvers", "x,y,z,adam"))
+    out = regression.confirm_runtime(suite, old, found, runner, Settings(), echo=lambda m: None)
+    assert calls == [("--scenario", "miso", "--solvers", "x,y,adam")]
+    fails = {f.solver: f for f in kinds(out, "fail")}
+    assert set(fails) == {"x", "z"} and "confirmed by a re-run" in fails["x"].message
+    assert "utility dropped" in fails["z"].message  # other rules are not re-judged
+    notes = [f for f in kinds(out, "note") if f.solver == "y"]
+    assert len(notes) == 1 and "not reproduced by a re-run" in notes[0].message
+    # nothing slow, nothing re-run
+    assert regression.confirm_runtime(suite, old, [], runner, Settings()) == [] and len(calls) == 1
 
 
 def test_missing_and_new_solvers_and_configurations():

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from .linalg import (polar, polar_torch, project_symmetric_unitary, project_symmetric_unitary_torch,
+                     unitary_residual)
+
 if TYPE_CHECKING:  # torch is optional at run time: imported only by the solvers that need it
     import torch
 
@@ -110,35 +113,6 @@ class UnitModulus(ConstraintSet):
         return ((x.abs() ** 2 - 1.0) ** 2).sum()
 
 
-def _polar(x: np.ndarray) -> np.ndarray:
-    """Nearest unitary matrix in Frobenius norm: ``U V^H`` from the SVD ``x = U S V^H``."""
-    u, _, vh = np.linalg.svd(x)
-    return u @ vh
-
-
-def _polar_torch(x: "torch.Tensor", symmetrise: bool = False) -> "torch.Tensor":
-    import torch
-
-    u, _, vh = torch.linalg.svd(x)
-    q = u @ vh
-    return 0.5 * (q + q.T) if symmetrise else q
-
-
-def _unitary_residual(x: np.ndarray) -> float:
-    n = x.shape[-1]
-    return float(np.linalg.norm(x.conj().T @ x - np.eye(n)))
-
-
-def _takagi_symmetric_unitary(x: np.ndarray) -> np.ndarray:
-    """A symmetric unitary matrix near ``x``: polar factor of the symmetric part, re-symmetrised.
-
-    The polar factor of a complex-symmetric matrix is itself symmetric (its SVD can be chosen Takagi-like,
-    ``A = U S U^T``), so the projection is ``U U^T``; numerically we symmetrise once more.
-    """
-    q = _polar(0.5 * (x + x.T))
-    return 0.5 * (q + q.T)
-
-
 @dataclass(frozen=True)
 class Unitary(ConstraintSet):
     """Square ``X^H X = I`` (fully-connected BD-RIS); ``symmetric=True`` adds ``X = X^T`` (reciprocal)."""
@@ -147,10 +121,10 @@ class Unitary(ConstraintSet):
     tol: float = UNITARY_ATOL
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        return _takagi_symmetric_unitary(x) if self.symmetric else _polar(x)
+        return project_symmetric_unitary(x) if self.symmetric else polar(x)
 
     def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
-        return _polar_torch(0.5 * (x + x.T), symmetrise=True) if self.symmetric else _polar_torch(x)
+        return project_symmetric_unitary_torch(x) if self.symmetric else polar_torch(x)
 
     def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
         """``||X^H X - I||_F^2`` (seed 000, eq. (33)), plus ``||X - X^T||_F^2`` when symmetric."""
@@ -163,7 +137,7 @@ class Unitary(ConstraintSet):
         return pen
 
     def violation(self, x: np.ndarray) -> float:
-        v = _unitary_residual(x)
+        v = unitary_residual(x)
         if self.symmetric:
             v = max(v, float(np.linalg.norm(x - x.T)))
         return v

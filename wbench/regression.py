@@ -8,8 +8,8 @@ leaderboard naming the ``wbench compare`` arguments that make it::
 
     [settings]              # optional; these are the defaults
     reference = "adam"      # runtime is compared as a ratio to this solver, measured in the same run
-    time_factor = 3.0       # ... and fails when the ratio grows by more than this factor
-    min_time_s = 0.01       # solvers faster than this (median, committed) are not time-checked
+    time_factor = 3.0       # ... and fails when the ratio grows by more than this factor (CPU time)
+    min_time_s = 0.01       # solvers faster than this (median CPU time, committed) are not time-checked
     level = 0.95            # confidence level of the paired utility test
     plugins = []            # installed plugin distributions loaded for these runs (default: none)
 
@@ -30,8 +30,13 @@ runs on the same channels (:func:`compare_runs`). It fails when
   ``u_new - u_committed`` (over channels where both runs are ``ok``) is below ``-floor``, where
   ``floor = 1e-6 (1 + |committed mean|)`` absorbs rounding across machines;
 * the feasible rate (share of ``ok`` runs) dropped, or a run that was ``ok`` now has another status;
-* the median wall time relative to the reference solver's in the same configuration grew by more than
-  ``time_factor`` (a ratio within one run, never an absolute time: these machines are shared).
+* the median CPU time of the solver call (``cpu_s``: the process's CPU time during the call, so time spent
+  waiting for a core that another process holds does not count) relative to the reference solver's in the
+  same configuration grew by more than ``time_factor`` (a ratio within one run, never an absolute time:
+  these machines differ and are shared). A runtime failure is confirmed before it is reported: the
+  solvers concerned and the reference are run once more (the suite's arguments with ``--solvers`` narrowed
+  to them), and a slowdown that the re-run does not reproduce is reported as a note, not a failure.
+  Committed runs made before ``cpu_s`` was recorded are compared on wall time, with a note.
 
 Improvements (a significant utility gain, a faster ratio) and new solvers are reported, not failed.
 """
@@ -39,6 +44,7 @@ Improvements (a significant utility gain, a faster ratio) and new solvers are re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -64,7 +70,7 @@ ENV_ALLOW = "WBENCH_LOAD_PLUGINS"  # the registry's allow-list of installed plug
 LIBRARIES = ("numpy", "scipy", "torch", "pymanopt", "pandas")
 RUN_COLUMNS = ["config_key", "scenario", "params", "seed", "channels", "instance", "fingerprint", "label",
                "solver", "solver_version", "tags", "budget", "status", "utility", "max_violation", "wall_s",
-               "iterations", "error"]
+               "cpu_s", "iterations", "error"]
 #: Options of ``wbench compare`` a suite may not set: the check owns the database.
 _FORBIDDEN = ("--db", "--fresh", "--format")
 
@@ -93,17 +99,19 @@ class Suite:
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of the check's report; ``kind`` is ``fail``, ``improved`` or ``note``."""
+    """One line of the check's report; ``kind`` is ``fail``, ``improved`` or ``note``; ``rule`` names the
+    rule that made it (``runtime`` for the timing rule, which the check confirms by a re-run)."""
 
     kind: str
     suite: str
     config: str
     solver: str
     message: str
+    rule: str = ""
 
     def line(self) -> str:
         where = " ".join(p for p in (self.config, self.solver) if p)
-        return f"{self.kind.upper():8s} {self.suite}: {where}: {self.message}"
+        return f"{self.kind.upper():8s} {self.suite}: " + (f"{where}: " if where else "") + self.message
 
 
 # -- the suites file --------------------------------------------------------------------------------
@@ -225,14 +233,24 @@ def config_name(row: Any, runs: pd.DataFrame) -> str:
     return f"{row['scenario']}[{inner}]" if inner else str(row["scenario"])
 
 
-def _time_median(g: pd.DataFrame) -> float:
-    t = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), "wall_s"].astype(float)
+def _time_median(g: pd.DataFrame, column: str = "cpu_s") -> float:
+    t = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), column].astype(float).dropna()
     return float(t.median()) if len(t) else math.nan
+
+
+def _time_column(old: pd.DataFrame, new: pd.DataFrame) -> str:
+    """``cpu_s`` where both runs recorded it, else ``wall_s`` (committed files made before it existed)."""
+    has = [("cpu_s" in df.columns and bool(df["cpu_s"].notna().any())) for df in (old, new)]
+    return "cpu_s" if all(has) else "wall_s"
 
 
 def compare_runs(suite: str, old: pd.DataFrame, new: pd.DataFrame, settings: Settings) -> list[Finding]:
     """The check's findings for one suite (see the module docstring for the rules)."""
     found: list[Finding] = []
+    column = _time_column(old, new)
+    if column == "wall_s":
+        found.append(Finding("note", suite, "", "", "no CPU times (cpu_s) in the committed runs: runtimes "
+                             "compared on wall time; regenerate with wbench leaderboard --update"))
     for key, o_cfg in old.groupby("config_key", sort=False):
         cfg = config_name(o_cfg.iloc[0], old)
         n_cfg = new[new["config_key"] == key]
@@ -248,8 +266,8 @@ def compare_runs(suite: str, old: pd.DataFrame, new: pd.DataFrame, settings: Set
                                  f"realisations, first: instance {changed[0]}), regenerate with "
                                  "wbench leaderboard --update"))
             continue
-        ref_old = _time_median(o_cfg[o_cfg["label"] == settings.reference])
-        ref_new = _time_median(n_cfg[n_cfg["label"] == settings.reference])
+        ref_old = _time_median(o_cfg[o_cfg["label"] == settings.reference], column)
+        ref_new = _time_median(n_cfg[n_cfg["label"] == settings.reference], column)
         if not (ref_old > 0 and ref_new > 0):
             found.append(Finding("note", suite, cfg, "", f"no timed reference solver {settings.reference!r} "
                                  "in both runs: runtimes not checked"))
@@ -258,7 +276,7 @@ def compare_runs(suite: str, old: pd.DataFrame, new: pd.DataFrame, settings: Set
             if n.empty:
                 found.append(Finding("fail", suite, cfg, label, "missing from the re-run"))
                 continue
-            found.extend(_compare_solver(suite, cfg, label, o, n, settings, (ref_old, ref_new)))
+            found.extend(_compare_solver(suite, cfg, label, o, n, settings, (ref_old, ref_new), column))
         for label in sorted(set(n_cfg["label"]) - set(o_cfg["label"])):
             found.append(Finding("note", suite, cfg, label, "new: not in the committed leaderboard"))
     for key in sorted(set(new["config_key"]) - set(old["config_key"])):
@@ -268,11 +286,11 @@ def compare_runs(suite: str, old: pd.DataFrame, new: pd.DataFrame, settings: Set
 
 
 def _compare_solver(suite: str, cfg: str, label: str, o: pd.DataFrame, n: pd.DataFrame, settings: Settings,
-                    refs: tuple[float, float]) -> list[Finding]:
+                    refs: tuple[float, float], column: str = "cpu_s") -> list[Finding]:
     out: list[Finding] = []
 
-    def add(kind: str, message: str) -> None:
-        out.append(Finding(kind, suite, cfg, label, message))
+    def add(kind: str, message: str, rule: str = "") -> None:
+        out.append(Finding(kind, suite, cfg, label, message, rule))
 
     o_i, n_i = o.set_index("instance"), n.set_index("instance")
     common = o_i.index.intersection(n_i.index)
@@ -302,15 +320,16 @@ def _compare_solver(suite: str, cfg: str, label: str, o: pd.DataFrame, n: pd.Dat
             add("improved", "utility rose: " + summary)
     # runtime as a ratio to the reference solver of the same run
     if label != settings.reference and all(r > 0 for r in refs):
-        t_old, t_new = _time_median(o), _time_median(n)
+        t_old, t_new = _time_median(o, column), _time_median(n, column)
         if t_old >= settings.min_time_s and t_new > 0:
             r_old, r_new = t_old / refs[0], t_new / refs[1]
-            msg = (f"time relative to {settings.reference} {r_old:.3g}x -> {r_new:.3g}x "
+            what = "CPU time" if column == "cpu_s" else "wall time"
+            msg = (f"{what} relative to {settings.reference} {r_old:.3g}x -> {r_new:.3g}x "
                    f"(median {t_old:.3g} s -> {t_new:.3g} s; limit: factor {settings.time_factor:g})")
             if r_new > settings.time_factor * r_old:
-                add("fail", "slower: " + msg)
+                add("fail", "slower: " + msg, "runtime")
             elif r_new * settings.time_factor < r_old:
-                add("improved", "faster: " + msg)
+                add("improved", "faster: " + msg, "runtime")
     return out
 
 
@@ -369,5 +388,44 @@ def check(directory: str | Path, runner: Runner, only: Sequence[str] | None = No
             echo(f"wbench: checking {suite.name}: {suite.command}")
             old = read_runs(path)
             new = runs_table(runner(suite.arguments))
-            findings += compare_runs(suite.name, old, new, settings)
+            found = compare_runs(suite.name, old, new, settings)
+            findings += confirm_runtime(suite, old, found, runner, settings, echo)
     return findings
+
+
+def rerun_arguments(suite: Suite, labels: Sequence[str], settings: Settings) -> tuple[str, ...]:
+    """The suite's ``compare`` arguments with ``--solvers`` narrowed to ``labels`` and the reference (a label
+    is a valid selection item: the solver name and its non-default options)."""
+    wanted = ",".join(dict.fromkeys([*labels, settings.reference]))
+    args = list(suite.arguments)
+    for i, a in enumerate(args):
+        if a == "--solvers" and i + 1 < len(args):
+            return tuple(args[:i + 1] + [wanted] + args[i + 2:])
+        if a.startswith("--solvers="):
+            return tuple(args[:i] + [f"--solvers={wanted}"] + args[i + 1:])
+    return tuple(args)
+
+
+def confirm_runtime(suite: Suite, old: pd.DataFrame, found: list[Finding], runner: Runner, settings: Settings,
+                    echo: Callable[[str], None] = print) -> list[Finding]:
+    """Re-run the solvers with a runtime failure (and the reference) once; keep the failures the re-run
+    reproduces, turn the others into notes. A slowdown that comes and goes is the machine, not the code."""
+    slow = [f for f in found if f.kind == "fail" and f.rule == "runtime"]
+    if not slow:
+        return found
+    labels = sorted({f.solver for f in slow})
+    echo(f"wbench: {suite.name}: slower {', '.join(labels)}: re-running to confirm")
+    again = runs_table(runner(rerun_arguments(suite, labels, settings)))
+    second = {(f.config, f.solver): f for f in compare_runs(suite.name, old, again, settings)
+              if f.kind == "fail" and f.rule == "runtime"}
+    out = []
+    for f in found:
+        if f not in slow:
+            out.append(f)
+        elif (f.config, f.solver) in second:
+            out.append(dataclasses.replace(f, message=f"{f.message}; confirmed by a re-run: "
+                                           f"{second[(f.config, f.solver)].message.removeprefix('slower: ')}"))
+        else:
+            out.append(dataclasses.replace(f, kind="note", message=f"{f.message}; not reproduced by a re-run, "
+                                           "so not a regression (a busy machine?)"))
+    return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,6 +47,29 @@ def fingerprint(channel: Mapping[str, np.ndarray], version: str = "") -> str:
 def set_fingerprint(fingerprints: list[str]) -> str:
     """One hash for a list of realisation fingerprints (in index order)."""
     return hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
+
+
+def read_npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file (``__meta__`` left out), or a one-line :class:`ParamError` saying why not.
+
+    Whatever the bytes, the only exception is ``ParamError``: a file that is not a zip archive, a truncated
+    or corrupted archive (bad CRC, bad member headers, short data), members that are not ``.npy`` arrays or
+    hold pickled objects: reading such a file is a bad input, never a traceback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"channel file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ParamError(f"cannot read channel file {path}: not a .npz file (no zip archive found)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files if k != META_KEY}
+    except Exception as exc:  # any failure to parse the file's bytes is a bad file
+        msg = " ".join(str(exc).split())
+        if "pickle" in msg:
+            msg = "it holds object arrays (pickled data), which are never loaded"
+        why = f"{type(exc).__name__}: {msg[:200]}" if msg else type(exc).__name__
+        raise ParamError(f"cannot read channel file {path}: corrupted or not a .npz file ({why})") from None
 
 
 class ChannelSource:
@@ -83,11 +107,7 @@ class FileChannels(ChannelSource):
 
     def __init__(self, path: str | Path, scenario: Scenario, params: Mapping[str, Any]) -> None:
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files if k != META_KEY}
-        except (OSError, ValueError, EOFError) as exc:
-            raise ParamError(f"cannot read channel file {path}: {exc}") from None
+        arrays = read_npz_arrays(path)
         expected = scenario.draw(params, np.random.default_rng(0))
         missing = sorted(set(expected) - set(arrays))
         if missing:

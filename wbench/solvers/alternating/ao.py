@@ -6,7 +6,7 @@ surfaces: from transmitting and reflecting modes to single-, group-, and fully-c
 IEEE TWC 22(4), 2023 (seed 000 ref. [50]), for single-, group- and fully-connected BD-RIS. Starting
 from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer step* is
 
-(a) ``P`` step: ``wmmse_iter`` WMMSE sweeps (Shi et al. 2011, :func:`wbench.solvers.wmmse.wmmse.wmmse_stack`)
+(a) ``P`` step: ``wmmse_iter`` WMMSE sweeps (Shi et al. 2011, :func:`wbench.solvers.wmmse.wmmse_stack`)
     on the MU-MISO problem over the effective channel ``h_k^H Phi G`` (``problem.miso_view``), warm-started
     from the current ``P``, then scaled onto the power sphere. A WMMSE sweep from a feasible point never
     lowers the sum rate, and neither does the scaling (every SINR increases with a common scale of ``P``);
@@ -20,7 +20,7 @@ from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer st
     group-connected one (the fixed ``UnitaryGroup`` of :mod:`wbench.solvers.common.manifolds`). A reciprocal BD-RIS
     (``symmetric=true``) is parametrised exactly as ``Phi = U U^T`` with ``U`` on the same unitary group
     (per block for group-connected): every such product is symmetric unitary and every symmetric unitary
-    matrix is one (Takagi factorisation, :mod:`wbench.solvers.takagi`); the cost and its gradient in
+    matrix is one (Takagi factorisation, :mod:`wbench.linalg`); the cost and its gradient in
     ``U`` come from autograd through ``U U^T``.
 
 The outer loop stops when the sum rate changes by at most ``tol`` relative to its previous value (Li,
@@ -61,13 +61,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...hookspecs import hookimpl
+from ...linalg import symmetric_unitary, takagi_factor
 from ...params import Param, ParamError
 from ...problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
 from ...solver import RunContext, Solution, Solver
-from ..takagi import symmetric_unitary, takagi_factor
 from ..wmmse.wmmse import wmmse_stack
 
-__all__ = ["Ao", "symmetric_unitary", "takagi_factor"]
+__all__ = ["Ao"]
 
 
 class _OutOfTime(Exception):

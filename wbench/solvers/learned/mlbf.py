@@ -78,6 +78,7 @@ import numpy as np
 from ...hookspecs import hookimpl
 from ...params import Param
 from ...problem import Problem
+from ...rates import sinr_parts_torch, weighted_sum_rate_torch
 from ...solver import RunContext, Solution, Solver
 
 #: Per-variant defaults of the options left at 0 / "auto".
@@ -197,25 +198,14 @@ def grad_V(H: Any, alpha: Any, mu: float, u: Any, w: Any, V: Any) -> Any:
     return 2.0 * (A @ V - B + mu * V)
 
 
-def wsr_torch(H: Any, alpha: Any, sigma2: float, V: Any) -> Any:
-    """Weighted sum rate in bit/s/Hz (the scenario's utility, in torch)."""
-    import torch
-
-    G = H.conj() @ V
-    g2 = G.real**2 + G.imag**2
-    signal = torch.diagonal(g2)
-    return (alpha * torch.log2(1.0 + signal / (g2.sum(dim=1) - signal + sigma2))).sum()
-
-
 def closed_form_uw(H: Any, alpha: Any, sigma2: float, V: Any) -> tuple[Any, Any]:
     """The WMMSE block minimisers at ``V``: ``u_k = h_k^H v_k / T_k``, ``w_k = T_k / (T_k - |h_k^H v_k|^2)``."""
     import torch
 
     G = H.conj() @ V
-    g2 = G.real**2 + G.imag**2
-    T = g2.sum(dim=1) + sigma2
-    signal = torch.diagonal(g2)
-    return torch.diagonal(G) / T, T / (T - signal)
+    signal, noise_int = sinr_parts_torch(G, sigma2)
+    T = signal + noise_int
+    return torch.diagonal(G) / T, T / noise_int  # w = 1 + SINR, without T - signal's cancellation
 
 
 def v_block(
@@ -385,7 +375,7 @@ def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init:
 
     def keep(V: Any) -> float:
         with torch.no_grad():
-            rate = float(wsr_torch(H, alpha, sigma2, V))
+            rate = float(weighted_sum_rate_torch(H.conj() @ V, alpha, sigma2))
         if math.isfinite(rate) and (record["V"] is None or rate > record["best"]):
             record["best"], record["V"] = rate, V.detach().clone()
         ctx.checkpoint({"V": record["V"]}, record["step"])
@@ -407,7 +397,8 @@ def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init:
                 u = block_u(u0.clone(), w.detach(), Vprev)
                 w = block_w(u, w0.clone(), Vprev)
             V, mu = block_V(u, w, V0.clone(), None if t > 1 else 0.0)  # the code starts with mu = 0
-            loss = -wsr_torch(H, alpha, sigma2, V) + mu * ((V.real**2 + V.imag**2).sum() - power)
+            loss = (-weighted_sum_rate_torch(H.conj() @ V, alpha, sigma2)
+                    + mu * ((V.real**2 + V.imag**2).sum() - power))
         else:
             u = block_u(u, w.detach(), V.detach())
             w = block_w(u.detach(), w, V.detach())

@@ -21,10 +21,10 @@ Method, per start:
   triangle: ``n^2`` equations);
   ``BlockUnitary``: the same per diagonal block, off-block entries fixed at zero (not optimised);
   ``symmetric=True`` (reciprocal BD-RIS): ``X = W W^T`` with ``W`` (block-)unitary (Takagi; SCENARIOS.md
-  section 2), ``W`` optimised under the constraints above and the start's ``W = X^(1/2)``. Adding
-  ``X - X^T = 0`` to ``X^H X - I = 0`` instead would leave the equality Jacobian rank-deficient by
-  ``n(n-1)/2`` at every feasible point (the set has dimension ``n(n+1)/2``), and SLSQP then stops after
-  one iteration far from a stationary point;
+  section 2), ``W`` optimised under the constraints above and the start's ``W = X^(1/2)``
+  (:func:`wbench.linalg.takagi_factor`). Adding ``X - X^T = 0`` to ``X^H X - I = 0`` instead would leave
+  the equality Jacobian rank-deficient by ``n(n-1)/2`` at every feasible point (the set has dimension
+  ``n(n+1)/2``), and SLSQP then stops after one iteration far from a stationary point;
   ``Box``: bounds; ``Simplex``: bounds ``x >= 0`` and ``total - sum(x) >= 0`` (``= 0`` with ``equality``).
   The scenario's own ``problem.constraints(x) >= 0`` are added as inequalities with a Jacobian by central
   finite differences (they are NumPy-only and may be non-smooth, e.g. a minimum over users).
@@ -59,6 +59,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...hookspecs import hookimpl
+from ...linalg import takagi_factor
 from ...params import Param
 from ...problem import BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Vars
 from ...solver import RunContext, Solution, Solver
@@ -91,27 +92,6 @@ def _unitary_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     off = J < K
     values = np.concatenate([M[J, K].real, M[J, K].imag[off]])
     return values, np.concatenate([dre.real, dre.imag[off]]), np.concatenate([dim.real, dim.imag[off]])
-
-
-def _takagi_factor(phi: np.ndarray) -> np.ndarray:
-    """A unitary ``U`` with ``U U^T = phi`` for a symmetric unitary ``phi``: the square root ``phi^(1/2)``.
-
-    ``phi`` is normal, so ``phi = Z diag(lam) Z^H`` (complex Schur form); a function of ``phi`` applied
-    eigenvalue by eigenvalue is a polynomial in ``phi``, hence symmetric, and ``U U^T = U^2 = phi``. The
-    branch cut of the square root is put in the widest gap between the eigenvalue phases, so that nearly
-    equal eigenvalues get nearly equal roots.
-    """
-    from scipy.linalg import schur
-
-    t, z = schur(phi, output="complex")
-    lam = np.diag(t)
-    ang = np.sort(np.angle(lam))
-    gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
-    i = int(np.argmax(gaps))
-    cut = ang[i] + 0.5 * gaps[i]
-    theta = cut + np.mod(np.angle(lam) - cut, 2 * np.pi)
-    root = np.sqrt(np.abs(lam)) * np.exp(0.5j * theta)
-    return (z * root) @ z.conj().T
 
 
 class _Formulation:
@@ -195,7 +175,7 @@ class _Formulation:
                 blocks = c._blocks(v.shape[-1]) if isinstance(c, BlockUnitary) else [slice(None)]
                 u = np.zeros_like(v)
                 for b in blocks:
-                    u[b, b] = _takagi_factor(v[b, b])
+                    u[b, b] = takagi_factor(v[b, b])
                 v = u
             w[name] = v
         return (self._ad.pack(self.problem, w) / self.scale)[self.free]

@@ -42,22 +42,12 @@ import numpy as np
 from ...hookspecs import hookimpl
 from ...params import Param
 from ...problem import MisoView, PowerBall, Problem
+from ...rates import sinr_parts, weighted_sum_rate_stack
 from ...solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
-_LN2 = np.log(2.0)
 _MU_RTOL = 1e-12  # |power(mu) / P - 1| at which the multiplier search stops
 _NULL_RTOL = 1e3 * _EPS  # per antenna: |C_i| / ||C|| below which a null-space component is round-off
-
-
-def _rates(G: np.ndarray, alpha: np.ndarray, sigma2: np.ndarray) -> tuple[np.ndarray, ...]:
-    """WSR (n,), signal |g_kk|^2 and interference-plus-noise (n, K) from gains ``G[n, k, j] = h_k^H v_j``."""
-    g2 = G.real**2 + G.imag**2
-    signal = np.diagonal(g2, axis1=1, axis2=2)
-    off = g2 * (1.0 - np.eye(g2.shape[-1]))
-    noise_int = off.sum(axis=-1) + sigma2[:, None]
-    wsr = (alpha * np.log1p(signal / noise_int)).sum(axis=-1) / _LN2
-    return wsr, signal, noise_int
 
 
 def _multiplier(lam: np.ndarray, d: np.ndarray, power: np.ndarray) -> np.ndarray:
@@ -106,7 +96,7 @@ def _v_step(
     H: np.ndarray, alpha: np.ndarray, power: np.ndarray, sigma2: np.ndarray, G: np.ndarray
 ) -> np.ndarray:
     """One WMMSE sweep (u, w, then V) for a stack of channels ``H`` (n, K, Nt) at gains ``G``."""
-    _, signal, noise_int = _rates(G, alpha, sigma2)
+    signal, noise_int = sinr_parts(G, sigma2)
     total = signal + noise_int
     u = np.diagonal(G, axis1=1, axis2=2) / total
     w = total / noise_int
@@ -157,7 +147,7 @@ def wmmse_stack(
     """
     V = np.array(V0, dtype=np.complex128)
     G = H.conj() @ V
-    wsr = _rates(G, alpha, sigma2)[0]
+    wsr = weighted_sum_rate_stack(G, alpha, sigma2)
     iters = np.zeros(len(V), dtype=np.int64)
     active = np.arange(len(V))
     if on_sweep is not None:
@@ -168,7 +158,7 @@ def wmmse_stack(
         i = active
         Vn = _v_step(H[i], alpha[i], power[i], sigma2[i], G[i])
         Gn = H[i].conj() @ Vn
-        wn = _rates(Gn, alpha[i], sigma2[i])[0]
+        wn = weighted_sum_rate_stack(Gn, alpha[i], sigma2[i])
         bad = ~(np.isfinite(wn) & np.isfinite(Vn).all(axis=(1, 2)))  # defensive: keep the last good point
         ok = i[~bad]
         V[ok], G[ok] = Vn[~bad], Gn[~bad]
