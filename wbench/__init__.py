@@ -1,18 +1,25 @@
 """wbench: benchmark optimisers for wireless systems on shared, seeded channels.
 
 Public API for plugin authors: :data:`hookimpl`, :class:`Scenario`, :class:`Solver`, :class:`Solution`,
-:class:`RunContext`, :class:`Problem`, :class:`Variable`, :class:`Param` and the constraint sets.
+:class:`RunContext`, :class:`Problem`, :class:`Variable` (with its role, :data:`ROLES`), :class:`Param`,
+the constraint sets, the joint constraints and the linear-precoding view.
 """
 
 from .hookspecs import hookimpl
 from .params import Param, ParamError
 from .problem import (
+    ROLES,
+    BlockPowerBall,
     BlockUnitary,
     Box,
     Feasibility,
+    JointConstraint,
     PowerBall,
+    PrecodingView,
     Problem,
+    ProductPower,
     Simplex,
+    Unconstrained,
     Unitary,
     UnitModulus,
     Variable,
@@ -24,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "hookimpl", "Param", "ParamError", "Problem", "Variable", "Feasibility", "PowerBall", "UnitModulus",
-    "Unitary", "BlockUnitary", "Box", "Simplex", "Scenario", "Solver", "Solution", "RunContext",
+    "Unitary", "BlockUnitary", "Box", "Simplex", "BlockPowerBall", "Unconstrained", "JointConstraint",
+    "ProductPower", "PrecodingView", "ROLES", "Scenario", "Solver", "Solution", "RunContext",
     "__version__",
 ]

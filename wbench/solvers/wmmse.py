@@ -1,5 +1,5 @@
 """WMMSE for any problem with a linear-precoding view (``miso``; ``bdris`` with ``Phi`` held at its start
-point), vectorised over realisations and starts.
+point; any precoder with per-block budgets), vectorised over realisations and starts.
 
 Algorithm: Q. Shi, M. Razaviyayn, Z.-Q. Luo, C. He, "An iteratively weighted MMSE approach to distributed
 sum-utility maximization for a MIMO interfering broadcast channel", IEEE Trans. Signal Process. 59(9),
@@ -28,6 +28,31 @@ doubling search) and found by Newton steps on ``1 - sqrt(P / power(mu))``, a con
 (Moré & Sorensen 1983), falling back to bisection whenever a step leaves the bracket; ``V`` is then
 rescaled onto the power sphere so that it ends exactly on the ball.
 
+Per-block power budgets (the view's ``budgets`` on blocks of precoder rows, e.g. one per base station
+in CoMP joint transmission, SCENARIOS.md section 6). The ``V`` step is then the convex QCQP
+``min tr(V^H A V) - 2 Re tr(B^H V)`` s.t. ``||V_b||_F^2 <= P_b`` for every block ``b``, with one multiplier
+per block: ``V(mu) = (A + D(mu))^{-1} B`` with ``D(mu)`` diagonal, ``mu_b`` on the rows of block ``b``
+(Shi et al. 2011 find one multiplier per BS by bisection, their BSs' precoders being separate; under joint
+transmission every block's power depends on every multiplier). The multipliers maximise the concave dual
+``g(mu) = -Re tr(B^H (A + D(mu))^{-1} B) - sum_b mu_b P_b`` over ``mu >= 0`` (Slater holds at ``V = 0``, so
+the duality gap is zero; Boyd & Vandenberghe, *Convex Optimization*, 2004, section 5.2.3). They are found
+by dual coordinate ascent (Gauss-Seidel; Bertsekas, *Nonlinear Programming*, 2nd ed. 1999, section 2.7,
+whose convergence result applies since each coordinate maximiser is unique): block by block, ``mu_b`` is
+the root of ``||V_b(mu)||^2 = P_b`` (``0`` if ``||V_b||^2 <= P_b`` there already), which is decreasing in
+``mu_b`` (its derivative is ``-2 Re tr(V^H E_b (A + D)^{-1} E_b V) <= 0``), found by regula falsi with the
+Illinois modification on ``1/sqrt(||V_b||^2) - 1/sqrt(P_b)`` (nearly linear in ``mu_b``) inside a bracket.
+Sweeps stop when every block meets complementary slackness to ``1e-9`` relative (or after 200 sweeps);
+the multipliers are warm-started from the previous WMMSE iteration. ``(A + D)^{-1}`` is applied through an
+eigendecomposition with eigenvalues below ``Nt eps lam_max`` treated as zero (as above). Then blocks above
+their budget, and blocks with ``mu_b > 0``, are scaled onto their sphere, and the candidate is kept only if
+its weighted MSE ``tr(V^H A V) - 2 Re tr(B^H V)`` does not exceed that of the current ``V`` (feasible):
+the argument that makes the weighted sum rate non-decreasing needs only that (Shi et al. 2011, Theorem 3).
+With one block this is the same problem as above and reaches the same ``V`` (tests); the single-block path
+above is kept for it.
+
+The view may also hold some precoder columns fixed (their interference is part of each user's noise,
+their power is taken off the budgets): WMMSE then optimises the other columns only.
+
 Starts are run side by side: one *sweep* is one WMMSE iteration of every start that has not met the
 stopping rule (``|WSR change| <= tol`` or ``max_iter`` iterations); a finished start is frozen while the
 others go on, so each start's result does not depend on what it is batched with.
@@ -41,7 +66,7 @@ import numpy as np
 
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import MisoView, PowerBall, Problem
+from ..problem import PowerBall, PrecodingView, Problem
 from ..solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
@@ -51,11 +76,12 @@ _NULL_RTOL = 1e3 * _EPS  # per antenna: |C_i| / ||C|| below which a null-space c
 
 
 def _rates(G: np.ndarray, alpha: np.ndarray, sigma2: np.ndarray) -> tuple[np.ndarray, ...]:
-    """WSR (n,), signal |g_kk|^2 and interference-plus-noise (n, K) from gains ``G[n, k, j] = h_k^H v_j``."""
+    """WSR (n,), signal |g_kk|^2 and interference-plus-noise (n, K) from gains ``G[n, k, j] = h_k^H v_j``
+    (``sigma2``: one noise level per instance (n,) or per user (n, K))."""
     g2 = G.real**2 + G.imag**2
     signal = np.diagonal(g2, axis1=1, axis2=2)
     off = g2 * (1.0 - np.eye(g2.shape[-1]))
-    noise_int = off.sum(axis=-1) + sigma2[:, None]
+    noise_int = off.sum(axis=-1) + (sigma2[:, None] if sigma2.ndim == 1 else sigma2)
     wsr = (alpha * np.log1p(signal / noise_int)).sum(axis=-1) / _LN2
     return wsr, signal, noise_int
 
@@ -102,10 +128,9 @@ def _multiplier(lam: np.ndarray, d: np.ndarray, power: np.ndarray) -> np.ndarray
     return np.where(zero, 0.0, m * s)
 
 
-def _v_step(
-    H: np.ndarray, alpha: np.ndarray, power: np.ndarray, sigma2: np.ndarray, G: np.ndarray
-) -> np.ndarray:
-    """One WMMSE sweep (u, w, then V) for a stack of channels ``H`` (n, K, Nt) at gains ``G``."""
+def _quadratic(H: np.ndarray, alpha: np.ndarray, sigma2: np.ndarray, G: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The u and w steps at gains ``G``, as the V sub-problem ``min tr(V^H A V) - 2 Re tr(B^H V)``."""
     _, signal, noise_int = _rates(G, alpha, sigma2)
     total = signal + noise_int
     u = np.diagonal(G, axis1=1, axis2=2) / total
@@ -115,6 +140,14 @@ def _v_step(
     Ht = H.transpose(0, 2, 1)  # column k is h_k
     A = (Ht * c[:, None, :]) @ H.conj()  # sum_k c_k h_k h_k^H
     B = Ht * b[:, None, :]
+    return A, B
+
+
+def _v_step(
+    H: np.ndarray, alpha: np.ndarray, power: np.ndarray, sigma2: np.ndarray, G: np.ndarray
+) -> np.ndarray:
+    """One WMMSE sweep (u, w, then V) for a stack of channels ``H`` (n, K, Nt) at gains ``G``."""
+    A, B = _quadratic(H, alpha, sigma2, G)
 
     lam, U = np.linalg.eigh(A)
     C = U.conj().transpose(0, 2, 1) @ B
@@ -138,6 +171,147 @@ def _v_step(
     return V * factor[:, None, None]
 
 
+_SLACK_RTOL = 1e-9  # complementary slackness of the per-block multipliers, relative to the budget
+_MAX_SWEEPS = 200  # dual coordinate-ascent sweeps per V step, at most
+_ROOT_RTOL = 1e-13  # |power / budget - 1| at which one coordinate's root is taken as found
+
+
+class _BlockSolve:
+    """``V(mu) = (A + D(mu))^+ B`` and the block powers ``||V_b||^2`` for a stack (see the module docstring).
+
+    An eigendirection of ``A + D`` with a zero eigenvalue (below ``Nt eps lam_max``) is dropped where
+    ``C = U^H B`` is round-off there (``B`` lies in the range of ``A`` in exact arithmetic) and is given the
+    threshold as its eigenvalue otherwise, so that its huge power forces the multipliers of its blocks up,
+    as the single-block path does.
+    """
+
+    def __init__(self, A: np.ndarray, B: np.ndarray, block_index: np.ndarray, blocks: int) -> None:
+        self.A, self.B = A, B
+        self.E = (np.asarray(block_index)[None, :] == np.arange(blocks)[:, None]).astype(np.float64)
+        self.nt = A.shape[-1]
+
+    def __call__(self, mu: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        M = self.A[rows].copy()
+        diag = np.arange(self.nt)
+        M[:, diag, diag] += mu @ self.E
+        lam, U = np.linalg.eigh(M)
+        C = U.conj().transpose(0, 2, 1) @ self.B[rows]
+        d = (C.real**2 + C.imag**2).sum(axis=-1)
+        floor = np.maximum(lam[:, -1:], 0.0) * self.nt * _EPS
+        null = lam <= floor
+        noise = null & (d <= (_NULL_RTOL * self.nt) ** 2 * d.sum(axis=-1, keepdims=True))
+        den = np.where(null, np.maximum(floor, np.finfo(np.float64).tiny), lam)
+        with np.errstate(over="ignore", invalid="ignore"):
+            inv = np.where(noise, 0.0, 1.0 / den)
+            V = U @ (C * inv[..., None])
+            p = (V.real**2 + V.imag**2).sum(axis=-1) @ self.E.T
+        return V, np.where(np.isfinite(p), p, np.inf)
+
+
+def _phi(p: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """``1/sqrt(p) - 1/sqrt(P)``: increasing in the multiplier, nearly linear in it, zero at the root."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(p) - 1.0 / np.sqrt(budget)
+
+
+def _coordinate(solve: _BlockSolve, mu: np.ndarray, rows: np.ndarray, b: int, budgets: np.ndarray
+                ) -> np.ndarray:
+    """The multiplier of block ``b`` that maximises the dual with the others fixed, for instances ``rows``:
+    ``0`` if block ``b`` fits its budget at ``mu_b = 0``, else the root of ``||V_b(mu)||^2 = P_b`` by
+    regula falsi (Illinois) on :func:`_phi` inside a bracket (the upper end grows by 4x until it holds)."""
+    P = budgets[rows, b]
+    trial = mu[rows].copy()
+    trial[:, b] = 0.0
+    _, p = solve(trial, rows)
+    out = np.zeros(rows.size)
+    act = np.flatnonzero(~(p[:, b] <= P))
+    if act.size == 0:
+        return out
+    r, Pa = rows[act], P[act]
+    trial = mu[r].copy()
+    lo, flo = np.zeros(act.size), _phi(p[act, b], Pa)
+    scale = np.sqrt(np.sum(np.abs(solve.B[r]) ** 2 * solve.E[b][None, :, None], axis=(1, 2)) / Pa)
+    hi = np.where(mu[r, b] > 0, mu[r, b], np.where(scale > 0, scale, 1.0))
+    trial[:, b] = hi
+    fhi = _phi(solve(trial, r)[1][:, b], Pa)
+    for _ in range(200):  # grow the upper end until the block fits (phi >= 0)
+        low = fhi < 0
+        if not low.any():
+            break
+        lo, flo = np.where(low, hi, lo), np.where(low, fhi, flo)
+        hi = np.where(low, 4.0 * hi, hi)
+        trial[:, b] = hi
+        fhi = np.where(low, _phi(solve(trial, r)[1][:, b], Pa), fhi)
+    result = hi.copy()
+    live = np.ones(act.size, dtype=bool)
+    side = np.zeros(act.size)
+    for _ in range(100):
+        if not live.any():
+            break
+        m = hi - fhi * (hi - lo) / (fhi - flo)
+        inside = (m > lo) & (m < hi) & np.isfinite(m)
+        m = np.where(inside, m, 0.5 * (lo + hi))
+        trial[:, b] = m
+        pm = solve(trial[live], r[live])[1][:, b]
+        pn = np.full(act.size, np.nan)
+        pn[live] = pm
+        fm = _phi(pn, Pa)
+        found = live & ((np.abs(pn / Pa - 1.0) <= _ROOT_RTOL) | (hi - lo <= 4 * _EPS * hi))
+        result = np.where(found & (pn <= Pa * (1 + _ROOT_RTOL)), m, result)
+        upper = live & ~found & (fm >= 0)
+        lower = live & ~found & (fm < 0)
+        # Illinois: an end kept twice in a row has its function value halved
+        flo = np.where(upper & (side == 1), 0.5 * flo, flo)
+        fhi = np.where(lower & (side == -1), 0.5 * fhi, fhi)
+        hi, fhi = np.where(upper, m, hi), np.where(upper, fm, fhi)
+        lo, flo = np.where(lower, m, lo), np.where(lower, fm, flo)
+        side = np.where(upper, 1, np.where(lower, -1, side))
+        result = np.where(live & ~found, hi, result)
+        live &= ~found
+    out[act] = result
+    return out
+
+
+def _wmse(A: np.ndarray, B: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``Re tr(V^H A V) - 2 Re tr(B^H V)`` per instance (the V part of the weighted MSE)."""
+    AV = A @ V
+    return (V.conj() * AV).real.sum(axis=(1, 2)) - 2.0 * (B.conj() * V).real.sum(axis=(1, 2))
+
+
+def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np.ndarray,
+              V_cur: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The V step under per-block budgets (module docstring); returns ``V`` and the multipliers ``mu``."""
+    n, blocks = budgets.shape
+    solve = _BlockSolve(A, B, block_index, blocks)
+    mu = np.array(mu, dtype=np.float64)
+    todo = np.arange(n)
+    for _ in range(_MAX_SWEEPS):
+        for b in range(blocks):
+            mu[todo, b] = _coordinate(solve, mu, todo, b, budgets)
+        _, p = solve(mu[todo], todo)
+        rel = p / budgets[todo]
+        slack = np.where(mu[todo] > 0, np.abs(rel - 1.0) <= _SLACK_RTOL, rel <= 1.0 + _SLACK_RTOL)
+        todo = todo[~slack.all(axis=1)]
+        if todo.size == 0:
+            break
+    V, p = solve(mu, np.arange(n))
+    scale = ((mu > 0) | (p > budgets)) & (p > 0) & np.isfinite(p)
+    factor = np.sqrt(np.divide(budgets, p, out=np.ones_like(p), where=scale))
+    V = V * factor[:, block_index][..., None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        better = _wmse(A, B, V) <= _wmse(A, B, V_cur)
+    better &= np.isfinite(V).all(axis=(1, 2))
+    return np.where(better[:, None, None], V, V_cur), mu
+
+
+def _v_step_blocks(H: np.ndarray, alpha: np.ndarray, sigma2: np.ndarray, G: np.ndarray, V: np.ndarray,
+                   budgets: np.ndarray, block_index: np.ndarray, mu: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One WMMSE sweep (u, w, then V under per-block budgets) from the current ``V`` at gains ``G``."""
+    A, B = _quadratic(H, alpha, sigma2, G)
+    return _v_blocks(A, B, budgets, block_index, V, mu)
+
+
 def wmmse_stack(
     H: np.ndarray,
     alpha: np.ndarray,
@@ -148,14 +322,22 @@ def wmmse_stack(
     tol: float,
     on_sweep: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    budgets: np.ndarray | None = None,
+    block_index: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run WMMSE on each of ``n`` independent instances; returns final ``V``, WSR and iteration counts.
 
-    Shapes: ``H`` (n, K, Nt), ``alpha`` (n, K), ``power`` and ``sigma2`` (n,), ``V0`` (n, Nt, K).
+    Shapes: ``H`` (n, K, Nt), ``alpha`` (n, K), ``power`` (n,), ``sigma2`` (n,) or per user (n, K),
+    ``V0`` (n, Nt, K). With ``budgets`` (n, N) and ``block_index`` (Nt,) (the block of every precoder
+    row) the power constraint is one budget per block instead of ``power`` (module docstring).
     ``on_sweep(t, V, wsr, ran)`` is called before the first sweep (``t = 0``) and after every sweep
     ``t``, with ``ran`` marking the instances that iterated in it; ``stop()`` ends the run early.
     """
     V = np.array(V0, dtype=np.complex128)
+    if budgets is not None:
+        budgets = np.asarray(budgets, dtype=np.float64)
+        block_index = np.zeros(V.shape[1], dtype=np.int64) if block_index is None else np.asarray(block_index)
+        mu = np.zeros(budgets.shape)
     G = H.conj() @ V
     wsr = _rates(G, alpha, sigma2)[0]
     iters = np.zeros(len(V), dtype=np.int64)
@@ -166,7 +348,10 @@ def wmmse_stack(
         if active.size == 0 or (stop is not None and stop()):
             break
         i = active
-        Vn = _v_step(H[i], alpha[i], power[i], sigma2[i], G[i])
+        if budgets is None:
+            Vn = _v_step(H[i], alpha[i], power[i], sigma2[i], G[i])
+        else:
+            Vn, mu[i] = _v_step_blocks(H[i], alpha[i], sigma2[i], G[i], V[i], budgets[i], block_index, mu[i])
         Gn = H[i].conj() @ Vn
         wn = _rates(Gn, alpha[i], sigma2[i])[0]
         bad = ~(np.isfinite(wn) & np.isfinite(Vn).all(axis=(1, 2)))  # defensive: keep the last good point
@@ -187,11 +372,12 @@ class Wmmse(Solver):
     """WMMSE, best of ``starts`` runs; the defaults are the seed-001 protocol.
 
     ``wmmse[max_iter=10,init=mrt,starts=1]`` is the baseline of the MLBF authors' code. It applies to every
-    problem with a :meth:`~wbench.problem.Problem.miso_view`: the precoder is optimised with the other
-    variables held at the start point (for ``bdris``: ``Phi = I`` from ``init=mrt``, a random scattering
-    matrix from ``init=random``, a different one per random start). The trace holds the best current start
-    of each realisation after every sweep, numbered by sweep; :attr:`Solution.iterations` counts WMMSE
-    iterations summed over the starts.
+    problem with a :meth:`~wbench.problem.Problem.precoding_view`: the precoder (the variable with role
+    ``precoder``; the view's columns of it) is optimised with the other variables held at the start point
+    (for ``bdris``: ``Phi = I`` from ``init=mrt``, a random scattering matrix from ``init=random``, a
+    different one per random start), under the view's total or per-block power budgets. The trace holds
+    the best current start of each realisation after every sweep, numbered by sweep;
+    :attr:`Solution.iterations` counts WMMSE iterations summed over the starts.
     """
 
     name = "wmmse"
@@ -213,7 +399,12 @@ class Wmmse(Solver):
     budget_options = ("max_iter", "tol", "starts", "init")
 
     def supports_problem(self, problem: Problem) -> bool:
-        return problem.has_miso_view
+        return problem.has_precoding_view
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        if not problem.has_precoding_view:
+            return "the problem has no linear-precoding view (no precoder variable with a channel)"
+        return None
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         return self.solve_batch([problem], options, [ctx])[0]
@@ -223,8 +414,7 @@ class Wmmse(Solver):
         iterated at once: ``64 x starts x`` the precoder's bytes, plus the other variables (held fixed)."""
         starts = self.resolve_options(options)["starts"]
         sizes = {k: int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for k, v in problem.variables.items()}
-        precoder = max((k for k, v in problem.variables.items() if isinstance(v.constraint, PowerBall)),
-                       key=sizes.get, default=None)
+        precoder = problem.role_variable("precoder")
         if precoder is None:
             return super().memory_bytes(problem, options)
         return 64 * starts * sizes[precoder] + 2 * (sum(sizes.values()) - sizes[precoder])
@@ -237,9 +427,10 @@ class Wmmse(Solver):
         if len(problems) != len(ctxs):
             raise ValueError("solve_batch needs one RunContext per problem")
         starts = [_starting_points(p, opts, c.rng) for p, c in zip(problems, ctxs)]
-        groups: dict[tuple[int, ...], list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for i, s in enumerate(starts):
-            groups.setdefault(np.shape(s[0][1].H), []).append(i)
+            view = s[0][1]
+            groups.setdefault((np.shape(view.H), view.blocks), []).append(i)
         out: list[Solution] = [Solution()] * len(problems)
         for idx in groups.values():
             sols = _solve_same_shape([starts[i] for i in idx], opts, [ctxs[i] for i in idx])
@@ -248,14 +439,33 @@ class Wmmse(Solver):
         return out
 
 
-Start = tuple[dict[str, np.ndarray], MisoView]
+Start = tuple[dict[str, np.ndarray], PrecodingView]
 
 
 def _starting_points(problem: Problem, opts: Mapping[str, Any], rng: np.random.Generator) -> list[Start]:
     """First start from ``init``, the rest random feasible, drawn from ``rng`` in start order."""
     methods = [opts["init"]] + ["random"] * (opts["starts"] - 1)
     points = [problem.initial(m, rng) for m in methods]
-    return [(x, problem.miso_view(x)) for x in points]
+    return [(x, problem.precoding_view(x)) for x in points]
+
+
+def view_arrays(views: Sequence[PrecodingView]) -> dict[str, Any]:
+    """The arguments of :func:`wmmse_stack` for a stack of views of one shape and block structure:
+    ``H``, ``alpha``, ``power``, ``sigma2`` (per instance, or per user when a view has fixed streams'
+    interference), and ``budgets`` / ``block_index`` when the views have several blocks."""
+    out: dict[str, Any] = {
+        "H": np.stack([np.asarray(v.H, dtype=np.complex128) for v in views]),
+        "alpha": np.stack([np.asarray(v.weights, dtype=np.float64) for v in views]),
+        "power": np.array([float(v.power) for v in views]),
+    }
+    if all(np.ndim(v.sigma2) == 0 for v in views):
+        out["sigma2"] = np.array([float(v.sigma2) for v in views])
+    else:
+        out["sigma2"] = np.stack([v.noise() for v in views])
+    if views[0].blocks is not None:
+        out["budgets"] = np.stack([v.block_budgets() for v in views])
+        out["block_index"] = views[0].block_index()
+    return out
 
 
 def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: list[RunContext]
@@ -263,17 +473,14 @@ def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: 
     S, nb = opts["starts"], len(starts)
     flat = [s for per in starts for s in per]
     views = [v for _, v in flat]
-    V0 = np.stack([np.asarray(x[v.variable], dtype=np.complex128) for x, v in flat])
-    H = np.stack([np.asarray(v.H, dtype=np.complex128) for v in views])
-    alpha = np.stack([np.asarray(v.weights, dtype=np.float64) for v in views])
-    power = np.array([float(v.power) for v in views])
-    sigma2 = np.array([float(v.sigma2) for v in views])
+    V0 = np.stack([np.asarray(v.start(x), dtype=np.complex128) for x, v in flat])
+    arrays = view_arrays(views)
     budgeted = [c for c in ctxs if c.budget_seconds is not None]
     best_trace: list[np.ndarray] = []
 
     def point(b: int, s: int, V: np.ndarray) -> dict[str, np.ndarray]:
         x, view = flat[b * S + s]
-        return {**x, view.variable: V}
+        return view.embed(x, V)
 
     def on_sweep(t: int, V: np.ndarray, wsr: np.ndarray, ran: np.ndarray) -> None:
         # Trace of the best current start of each realisation (one WMMSE iteration of every running start
@@ -285,8 +492,9 @@ def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: 
             ctxs[b].checkpoint(point(b, best[b], V[b * S + best[b]]), t)
 
     V, wsr, iters = wmmse_stack(
-        H, alpha, power, sigma2, V0, opts["max_iter"], opts["tol"], on_sweep,
-        (lambda: any(c.expired() for c in budgeted)) if budgeted else None,
+        arrays["H"], arrays["alpha"], arrays["power"], arrays["sigma2"], V0, opts["max_iter"], opts["tol"],
+        on_sweep, (lambda: any(c.expired() for c in budgeted)) if budgeted else None,
+        budgets=arrays.get("budgets"), block_index=arrays.get("block_index"),
     )
     trace = np.array(best_trace)
     out = []
