@@ -12,12 +12,13 @@ Problem. Maximise ``problem.utility``, i.e. minimise the differentiable merit
 ``f = problem.penalised_loss_torch`` (``loss_torch`` plus ``constraint_penalty * sum relu(-c)^2`` over the
 scenario's own constraints, if it has any; torch, complex tensors, gradients by autograd) subject to every
 variable lying in its constraint set, enforced by the set's NumPy projection
-``problem.variables[name].constraint.project``, followed by the problem's joint constraints
-(``problem.joint``, e.g. rescaling a hybrid precoder's digital part so that ``||F_RF F_BB||^2 <= P``).
-Such a rescaling is not a Euclidean projection: the variables a joint constraint touches are handled as on
-a nonconvex set (projected arc, below). Complex variables
-are pairs of reals: the inner product is ``<a, b> = Re sum conj(a) b`` and the gradient is torch's
-``dL/dRe + i dL/dIm``, the steepest-ascent direction in that inner product.
+``problem.variables[name].constraint.project``. A problem with joint constraints (``problem.joint``, e.g.
+the hybrid precoder's ``||F_RF F_BB||^2 <= P``) is declined: their map rescales one variable, which is not
+the Euclidean projection onto the coupled set, so a fixed point ``P(z - g) = z`` of SPG need not be a
+stationary point (for ``ProductPower`` it asks ``g_BB`` to be parallel to ``F_BB`` where stationarity
+asks it to be parallel to ``F_RF^H F_RF F_BB``), and the residual test stops short of the optimum.
+Complex variables are pairs of reals: the inner product is ``<a, b> = Re sum conj(a) b`` and the gradient
+is torch's ``dL/dRe + i dL/dIm``, the steepest-ascent direction in that inner product.
 
 Scaled coordinates. Each variable ``x_v`` is written ``x_v = c_v z_v`` with ``c_v`` the RMS entry magnitude
 of the start point (1 if it is zero), and SPG runs on ``z``. A scalar per variable does not change what a
@@ -148,9 +149,7 @@ class ScaledProblem:
         self.scale = dict(scale)
         self.weight = weight
         self.names = tuple(problem.variables)
-        coupled = {n for j in problem.joint for n in j.names}
-        self.convex = {k: isinstance(problem.variables[k].constraint, CONVEX_SETS) and k not in coupled
-                       for k in self.names}
+        self.convex = {k: isinstance(problem.variables[k].constraint, CONVEX_SETS) for k in self.names}
         self.evaluations = 0
         self.gradients = 0
 
@@ -171,16 +170,7 @@ class ScaledProblem:
         return np.asarray(var.constraint.project(np.asarray(w) * c), dtype=var.dtype) / c
 
     def project(self, w: Mapping[str, np.ndarray]) -> Vars:
-        return self.joint({k: self.project_one(k, w[k]) for k in self.names})
-
-    def joint(self, z: Mapping[str, np.ndarray]) -> Vars:
-        """The problem's joint constraints, applied in the original units, on a point of the sets."""
-        if not self.problem.joint:
-            return dict(z)
-        x = self.to_x(z)
-        for j in self.problem.joint:
-            x = j.project(x)
-        return self.to_z(x)
+        return {k: self.project_one(k, w[k]) for k in self.names}
 
     def forward(self, z: Mapping[str, np.ndarray]) -> tuple[float, Any]:
         """``f(z)`` and a handle from which :meth:`gradient` gets ``grad f(z)`` without re-evaluating."""
@@ -256,8 +246,6 @@ def _line_search(
                 trial[k] = z[k] + d[k]  # = P(z - alpha g): d was computed from it
             else:
                 trial[k] = sp.project_one(k, z[k] - (lam * alpha[k]) * g[k])
-        if lam != 1.0:
-            trial = sp.joint(trial)  # changes only variables on the arc (convex ones are not coupled)
         step = _sub(trial, z)
         pred = inner(g, step)  # lambda <g, d> on the segment; < 0 for a nearest-point projection
         if norm(step) == 0.0:
@@ -418,6 +406,9 @@ class Spg(Solver):
     def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
         if not has_torch_loss(problem):
             return "the problem has no differentiable loss_torch"
+        if problem.joint:
+            return (f"joint constraint {problem.joint[0].describe()}: its rescaling is not the Euclidean "
+                    f"projection onto the coupled set, so SPG's fixed points need not be stationary")
         if problem.has_constraints and not problem.has_constraints_torch:
             if problem.constraints(problem.random_feasible(np.random.default_rng(0))):
                 return "the scenario's constraints have no torch form (constraints_torch) for the merit"
