@@ -182,7 +182,8 @@ def _ball_step(A: np.ndarray, B: np.ndarray, power: np.ndarray) -> np.ndarray:
 
 _SLACK_RTOL = 1e-9  # complementary slackness of the per-block multipliers, relative to the budget
 _MAX_SWEEPS = 100  # block coordinate descent sweeps per V step, at most
-_MAX_NEWTON = 100  # projected Newton steps on the dual per V step, at most
+_MAX_NEWTON = 50  # Newton steps on the dual per V step, at most
+_MAX_HALVINGS = 30  # Armijo backtracking halvings per Newton step, at most
 _ARMIJO = 1e-4
 
 
@@ -231,12 +232,30 @@ class _Dual:
         return V, p, g, H
 
 
-def _dual_newton(dual: _Dual, mu: np.ndarray) -> np.ndarray:
-    """The multipliers of the per-block V step: projected Newton ascent on the concave dual over
-    ``mu >= 0`` (Bertsekas 1982), with Armijo backtracking along the projected path."""
+def _path(m: np.ndarray, step: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The multipliers at step length ``t`` along a Newton direction, kept positive: a positive multiplier
+    moves multiplicatively, ``mu exp(t step / mu)`` (first order: ``mu + t step``), a zero one additively."""
+    ts = t[:, None] * step
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        moved = m * np.exp(np.minimum(np.divide(ts, m, out=np.zeros_like(m), where=m > 0), 50.0))
+    return np.where(m > 0, moved, np.maximum(ts, 0.0))
+
+
+def _dual_newton(dual: _Dual, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The multipliers of the per-block V step: Newton ascent on the concave dual over ``mu >= 0`` (module
+    docstring), with Armijo backtracking.
+
+    The step is Newton's for the multipliers that may move (positive ones, and zero ones whose block is
+    over budget); positive multipliers follow it multiplicatively (:func:`_path`), so that none jumps onto
+    ``mu_b = 0``: with fewer users than antennas the dual is not smooth where several multipliers vanish,
+    and a projected step onto that corner can stall there. A multiplier that falls below ``1e-13`` of the
+    largest one, with its block within budget, is set to zero (complementary slackness). Returns the
+    multipliers and whether each instance met complementary slackness."""
     n, nb = mu.shape
     P = dual.P
     mu = np.array(mu, dtype=np.float64)
+    converged = np.zeros(n, dtype=bool)
+    was_local = np.zeros(n, dtype=bool)
     todo = np.arange(n)
     for _ in range(_MAX_NEWTON):
         if todo.size == 0:
@@ -245,6 +264,8 @@ def _dual_newton(dual: _Dual, mu: np.ndarray) -> np.ndarray:
         _, p, g, H = dual(m, todo, hessian=True)
         grad = p - P[todo]
         rel = p / P[todo]
+        tiny = (m <= 1e-13 * m.max(axis=1, keepdims=True)) & (rel <= 1.0 + _SLACK_RTOL)
+        m = np.where(tiny, 0.0, m)
         done = np.where(m > 0, np.abs(rel - 1.0) <= _SLACK_RTOL, rel <= 1.0 + _SLACK_RTOL).all(axis=1)
         done |= ~np.isfinite(g)
         free = (m > 0) | (grad > 0)  # a multiplier at 0 whose block fits stays there
@@ -261,13 +282,13 @@ def _dual_newton(dual: _Dual, mu: np.ndarray) -> np.ndarray:
         # Near the optimum the predicted increase is below the round-off of g, where Armijo's test is
         # noise: the full Newton step is taken there (it converges quadratically).
         local = live & ((grad * step).sum(axis=1) <= 1e3 * _EPS * (np.abs(g) + 1.0))
-        new = np.where(local[:, None], np.maximum(m + step, 0.0), new)
+        new = np.where(local[:, None], _path(m, step, t), new)
         accepted = local.copy()
         live &= ~local
-        for _ls in range(60):
+        for _ls in range(_MAX_HALVINGS):
             if not live.any():
                 break
-            trial = np.maximum(m + t[:, None] * step, 0.0)
+            trial = _path(m, step, t)
             gt = dual(trial[live], todo[live])[2]
             ok = np.zeros(todo.size, dtype=bool)
             ok[live] = gt >= g[live] + _ARMIJO * (grad[live] * (trial[live] - m[live])).sum(axis=1)
@@ -275,10 +296,15 @@ def _dual_newton(dual: _Dual, mu: np.ndarray) -> np.ndarray:
             accepted |= ok
             live &= ~ok
             t = np.where(live, 0.5 * t, t)
-        mu[todo] = new
-        # finished: optimal, or no ascent step found (the multipliers are as good as floating point allows)
-        todo = todo[~(done | ~accepted)]
-    return mu
+        mu[todo] = np.where(done[:, None], m, new)
+        converged[todo[done]] = True
+        # finished: optimal; or no ascent step found; or a second step in a row whose predicted gain is
+        # round-off (the dual is as high as floating point can tell: near the optimum the check after the
+        # first such step passes, at the dual's corner none does, and the block descent takes over)
+        stalled = local & was_local[todo]
+        was_local[todo] = local
+        todo = todo[~(done | ~accepted | stalled)]
+    return mu, converged
 
 
 def _wmse(A: np.ndarray, B: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -294,11 +320,14 @@ def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np
     ``mu = 0`` (the minimum-norm unconstrained minimiser) is taken where every block fits its budget there,
     as in the single-block step. Elsewhere the multipliers start from ``mu`` (the previous WMMSE
     iteration's) or, where that is all zero, from the multiplier of the total budget ``sum_b P_b`` (the
-    single-block step) on every block."""
+    single-block step) on every block. Where Newton does not meet complementary slackness from there (the
+    dual's nonsmooth corner, fewer users than antennas), it restarts from the multipliers that the
+    block-descent point implies, ``mu_b = Re tr(V_b^H (B - A V)_b) / ||V_b||^2`` (the KKT condition
+    ``(A + D(mu)) V = B`` read block by block), which lie near the optimal ones."""
     n = budgets.shape[0]
     dual = _Dual(A, B, budgets, block_index)
     mu = np.array(mu, dtype=np.float64)
-    _, p0, _ = dual(np.zeros_like(mu), np.arange(n))
+    _, p0, g0 = dual(np.zeros_like(mu), np.arange(n))
     fits = (p0 <= budgets * (1.0 + _SLACK_RTOL)).all(axis=1)
     mu[fits] = 0.0
     cold = ~fits & ~(mu > 0).any(axis=1)
@@ -310,20 +339,55 @@ def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np
         lam = np.where(lam <= lam[:, -1:] * lam.shape[-1] * _EPS, 0.0, lam)
         mu[cold] = _multiplier(lam, d, budgets[cold].sum(axis=1))[:, None]
     rows = np.flatnonzero(~fits)
+    converged = np.ones(n, dtype=bool)
     if rows.size:
-        sub = _Dual(A[rows], B[rows], budgets[rows], block_index)
-        mu[rows] = _dual_newton(sub, mu[rows])
-    V, p, _ = dual(mu, np.arange(n))
-    # onto the sphere: blocks over budget, and active blocks (mu > 0) that the multipliers put there
+        mu[rows], converged[rows] = _dual_newton(_Dual(A[rows], B[rows], budgets[rows], block_index), mu[rows])
+    V = _better(A, B, _on_spheres(dual, mu, np.arange(n)), V_cur)
+    V = _block_descent(A, B, V, budgets, block_index)
+    # g(0) = min f without constraints <= the optimum <= f(V): equality proves V optimal (the dual's corner)
+    f = _wmse(A, B, V)
+    corner = ~converged & (f <= g0 + 1e-12 * (np.abs(g0) + 1.0))
+    mu[corner] = 0.0
+    converged |= corner
+    redo = np.flatnonzero(~converged)
+    if redo.size:
+        sub = _Dual(A[redo], B[redo], budgets[redo], block_index)
+        mu_redo, ok = _dual_newton(sub, _implied_multipliers(A[redo], B[redo], V[redo], block_index, budgets.shape[1]))
+        retry = _block_descent(A[redo], B[redo], _better(A[redo], B[redo], _on_spheres(sub, mu_redo, np.arange(redo.size)),
+                                                         V[redo]), budgets[redo], block_index)
+        V[redo] = _better(A[redo], B[redo], retry, V[redo])
+        mu[redo] = np.where(ok[:, None], mu_redo, mu[redo])
+    return V, mu
+
+
+def _on_spheres(dual: _Dual, mu: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``V(mu)`` with blocks over budget, and active blocks (mu > 0) near their sphere, scaled onto it."""
+    V, p, _ = dual(mu, rows)
+    budgets = dual.P[rows]
     rel = p / budgets
     scale = ((rel > 1.0) | ((mu > 0) & (np.abs(rel - 1.0) <= 1e-6))) & (p > 0) & np.isfinite(p)
     factor = np.sqrt(np.divide(budgets, p, out=np.ones_like(p), where=scale))
-    V = V * factor[:, block_index][..., None]
+    index = np.argmax(dual.E, axis=0)
+    return V * factor[:, index][..., None]
+
+
+def _better(A: np.ndarray, B: np.ndarray, V: np.ndarray, V_cur: np.ndarray) -> np.ndarray:
+    """Per instance, ``V`` where its objective is finite and not above ``V_cur``'s, else ``V_cur``."""
     with np.errstate(invalid="ignore", over="ignore"):
         better = _wmse(A, B, V) <= _wmse(A, B, V_cur)
     better &= np.isfinite(V).all(axis=(1, 2))
-    V = np.where(better[:, None, None], V, V_cur)
-    return _block_descent(A, B, V, budgets, block_index), mu
+    return np.where(better[:, None, None], V, V_cur)
+
+
+def _implied_multipliers(A: np.ndarray, B: np.ndarray, V: np.ndarray, block_index: np.ndarray, blocks: int
+                         ) -> np.ndarray:
+    """``mu_b = max(0, Re tr(V_b^H (B - A V)_b) / ||V_b||^2)`` per block."""
+    R = B - A @ V
+    num = (V.conj() * R).real.sum(axis=-1)
+    den = (V.real**2 + V.imag**2).sum(axis=-1)
+    E = (np.asarray(block_index)[None, :] == np.arange(blocks)[:, None]).astype(np.float64)
+    num, den = num @ E.T, den @ E.T
+    return np.maximum(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0)
 
 
 def _block_descent(A: np.ndarray, B: np.ndarray, V: np.ndarray, budgets: np.ndarray, block_index: np.ndarray
