@@ -71,7 +71,7 @@ import numpy as np
 
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import PowerBall, PrecodingView, Problem
+from ..problem import PrecodingView, Problem
 from ..solver import RunContext, Solution, Solver
 
 _EPS = np.finfo(np.float64).eps
@@ -351,11 +351,12 @@ def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np
     converged |= corner
     redo = np.flatnonzero(~converged)
     if redo.size:
-        sub = _Dual(A[redo], B[redo], budgets[redo], block_index)
-        mu_redo, ok = _dual_newton(sub, _implied_multipliers(A[redo], B[redo], V[redo], block_index, budgets.shape[1]))
-        retry = _block_descent(A[redo], B[redo], _better(A[redo], B[redo], _on_spheres(sub, mu_redo, np.arange(redo.size)),
-                                                         V[redo]), budgets[redo], block_index)
-        V[redo] = _better(A[redo], B[redo], retry, V[redo])
+        Ar, Br, Vr = A[redo], B[redo], V[redo]
+        sub = _Dual(Ar, Br, budgets[redo], block_index)
+        mu_redo, ok = _dual_newton(sub, _implied_multipliers(Ar, Br, Vr, block_index, budgets.shape[1]))
+        retry = _better(Ar, Br, _on_spheres(sub, mu_redo, np.arange(redo.size)), Vr)
+        retry = _block_descent(Ar, Br, retry, budgets[redo], block_index)
+        V[redo] = _better(Ar, Br, retry, Vr)
         mu[redo] = np.where(ok[:, None], mu_redo, mu[redo])
     return V, mu
 
