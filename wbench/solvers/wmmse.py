@@ -46,8 +46,11 @@ joint transmission every block's power depends on every multiplier). Two exact m
    blocks, are then scaled onto their sphere.
 2. The better of that point and the current ``V`` is polished by exact block coordinate descent (each
    block's own single-budget problem, solved as above, the other blocks fixed; P. Tseng, "Convergence of a
-   block coordinate descent method for nondifferentiable minimization", JOTA 109, 2001) until a sweep
-   gains less than ``1e-12`` relative. This settles the degenerate case the dual cannot: ``A`` singular
+   block coordinate descent method for nondifferentiable minimization", JOTA 109, 2001) where the dual
+   did not meet complementary slackness, until a sweep gains less than ``1e-10`` relative, the objective
+   reaches the unconstrained minimum ``g(0)`` (then it is optimal), or 20 sweeps are done (its rate is
+   linear; on 64 channels with two BSs of 4 antennas and 4 users, 100 sweeps instead of 20 changed the
+   converged WSR by at most 4e-5 bit/s/Hz and doubled the time). This settles the degenerate case the dual cannot: ``A`` singular
    (fewer users than antennas) with zero optimal multipliers, where the minimiser is not unique and the
    dual optimum sits at its nonsmooth corner (a single user served by several BSs is one).
 
@@ -181,7 +184,8 @@ def _ball_step(A: np.ndarray, B: np.ndarray, power: np.ndarray) -> np.ndarray:
 
 
 _SLACK_RTOL = 1e-9  # complementary slackness of the per-block multipliers, relative to the budget
-_MAX_SWEEPS = 100  # block coordinate descent sweeps per V step, at most
+_MAX_SWEEPS = 20  # block coordinate descent sweeps per V step, at most
+_BCD_RTOL = 1e-10  # relative gain of a sweep (or distance to the lower bound) at which block descent stops
 _MAX_NEWTON = 50  # Newton steps on the dual per V step, at most
 _MAX_HALVINGS = 30  # Armijo backtracking halvings per Newton step, at most
 _ARMIJO = 1e-4
@@ -343,10 +347,12 @@ def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np
     if rows.size:
         mu[rows], converged[rows] = _dual_newton(_Dual(A[rows], B[rows], budgets[rows], block_index), mu[rows])
     V = _better(A, B, _on_spheres(dual, mu, np.arange(n)), V_cur)
-    V = _block_descent(A, B, V, budgets, block_index)
+    stuck = np.flatnonzero(~converged)
+    if stuck.size:
+        V[stuck] = _block_descent(A[stuck], B[stuck], V[stuck], budgets[stuck], block_index, g0[stuck])
     # g(0) = min f without constraints <= the optimum <= f(V): equality proves V optimal (the dual's corner)
     f = _wmse(A, B, V)
-    corner = ~converged & (f <= g0 + 1e-12 * (np.abs(g0) + 1.0))
+    corner = ~converged & (f <= g0 + _BCD_RTOL * (np.abs(g0) + 1.0))
     mu[corner] = 0.0
     converged |= corner
     redo = np.flatnonzero(~converged)
@@ -355,7 +361,7 @@ def _v_blocks(A: np.ndarray, B: np.ndarray, budgets: np.ndarray, block_index: np
         sub = _Dual(Ar, Br, budgets[redo], block_index)
         mu_redo, ok = _dual_newton(sub, _implied_multipliers(Ar, Br, Vr, block_index, budgets.shape[1]))
         retry = _better(Ar, Br, _on_spheres(sub, mu_redo, np.arange(redo.size)), Vr)
-        retry = _block_descent(Ar, Br, retry, budgets[redo], block_index)
+        retry = _block_descent(Ar, Br, retry, budgets[redo], block_index, g0[redo])
         V[redo] = _better(Ar, Br, retry, Vr)
         mu[redo] = np.where(ok[:, None], mu_redo, mu[redo])
     return V, mu
@@ -391,13 +397,14 @@ def _implied_multipliers(A: np.ndarray, B: np.ndarray, V: np.ndarray, block_inde
     return np.maximum(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0)
 
 
-def _block_descent(A: np.ndarray, B: np.ndarray, V: np.ndarray, budgets: np.ndarray, block_index: np.ndarray
-                   ) -> np.ndarray:
+def _block_descent(A: np.ndarray, B: np.ndarray, V: np.ndarray, budgets: np.ndarray, block_index: np.ndarray,
+                   floor: np.ndarray) -> np.ndarray:
     """Polish a feasible ``V`` by exact block coordinate descent: each block in turn solves its own
     single-budget problem (:func:`_ball_step`) with the other blocks fixed (Tseng 2001: converges to a
-    minimiser of this convex problem with separable constraints), until a sweep lowers the objective by
-    at most ``1e-12`` relative. Never increases the objective; it settles the degenerate case the dual
-    cannot (``A`` singular, optimal multipliers zero, the minimiser not unique)."""
+    minimiser of this convex problem with separable constraints), until a sweep gains less than
+    ``1e-10`` relative or the objective is within that of ``floor`` (a lower bound: ``g(0)``, the
+    unconstrained minimum). Never increases the objective; it settles the degenerate case the dual cannot
+    (``A`` singular, optimal multipliers zero, the minimiser not unique)."""
     V = np.array(V, dtype=np.complex128)
     f = _wmse(A, B, V)
     todo = np.arange(len(V))
@@ -416,7 +423,8 @@ def _block_descent(A: np.ndarray, B: np.ndarray, V: np.ndarray, budgets: np.ndar
         V[todo[keep]] = Vt[keep]
         gain = f[todo] - np.where(keep, fn, f[todo])
         f[todo] = np.where(keep, fn, f[todo])
-        todo = todo[keep & (gain > 1e-12 * (np.abs(f[todo]) + 1.0))]
+        tol = _BCD_RTOL * (np.abs(f[todo]) + 1.0)
+        todo = todo[keep & (gain > tol) & (f[todo] - floor[todo] > tol)]
     return V
 
 
