@@ -808,7 +808,8 @@ class Problem:
         raise NotImplementedError
 
     def loss_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
-        """Differentiable loss: negative utility plus penalties for constraints the solver cannot project on."""
+        """Differentiable loss: the negative utility (plus any penalty the scenario's paper puts in its own
+        loss). The generic penalty of :meth:`constraints` is added by :meth:`penalised_loss_torch`, not here."""
         raise NotImplementedError
 
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
