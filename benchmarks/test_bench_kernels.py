@@ -15,6 +15,8 @@ and reference in alternating blocks and records the ratio of their fastest block
   :func:`wbench.solvers.wmmse.wmmse.wmmse_stack` with ``max_iter=1`` (the sweep itself plus the gains and rates
   of the start point, one extra ``H^H V`` product), against ``np.linalg.eigh`` of a stack of Hermitian
   ``Nt x Nt`` matrices of the same shape (``ref-eigh``: the one LAPACK call each sweep makes).
+* ``kernels-wmmse-blocks``: one WMMSE iteration with two per-block budgets (Nt = 8 as two BSs of 4
+  antennas, K = 4, 64 channels) against one single-budget iteration on the same stack.
 * ``kernels-metaopt-{miso4x4,bdris16}``: one ``metaopt`` iteration (both networks' forward pass, the
   projections, the meta-loss, backward, the fused Adam step, reading the loss value as the loop does) with
   default options, on ``miso`` Nt = K = 4 at 20 dB and on a fully-connected ``bdris`` with B = 16. The
@@ -180,6 +182,51 @@ def test_wmmse_iteration(benchmark, size, impl):
                                 ratio_vs_ref_eigh=ratio)
     print(f"\nWMMSE {size}x{size}, {WMMSE_BATCH} channels: one iteration {ratio:.2f}x one batched eigh "
           f"(interleaved); mean WSR {before.mean():.4f} -> {after.mean():.4f}")
+
+
+# -- one WMMSE iteration under per-block budgets -------------------------------------------------------------
+BLOCK_BATCH = 64
+
+
+@functools.lru_cache(maxsize=None)
+def block_inputs() -> tuple[np.ndarray, ...]:
+    """64 channels with Nt = 8 (two BSs of 4 antennas, budgets 0.3 P and 0.7 P), K = 4, 20 dB, start at MRT
+    scaled into the budgets."""
+    sc = Miso()
+    params = sc.resolve_params({"Nt": 8, "K": 4, "snr_db": SNR_DB})
+    probs = [sc.problem(params, sc.draw(params, realisation_rng(0, "miso", i))) for i in range(BLOCK_BATCH)]
+    H = np.stack([p.H for p in probs])
+    power = np.array([p.power for p in probs])
+    budgets = power[:, None] * np.array([0.3, 0.7])
+    V0 = np.stack([p.initial("mrt")["V"] for p in probs]) * np.sqrt(0.3)
+    return H, np.ones((BLOCK_BATCH, 4)), power, np.ones(BLOCK_BATCH), V0, budgets, np.repeat([0, 1], 4)
+
+
+@pytest.mark.benchmark(group="kernels-wmmse-blocks")
+@pytest.mark.parametrize("impl", ["blocks-1iter", "ref-one-budget-1iter"])
+def test_wmmse_iteration_with_per_block_budgets(benchmark, impl):
+    """One WMMSE iteration with two block budgets (Newton on the dual + block descent), next to one
+    iteration of the single-budget path on the same stack (``ref``): the ratio is the price of the blocks."""
+    H, alpha, power, sigma2, V0, budgets, index = block_inputs()
+
+    def blocks():
+        return wmmse_stack(H, alpha, power, sigma2, V0, 1, 0.0, budgets=budgets, block_index=index)
+
+    def single():
+        return wmmse_stack(H, alpha, power, sigma2, V0, 1, 0.0)
+
+    if impl.startswith("ref"):
+        benchmark.pedantic(single, rounds=20, iterations=1, warmup_rounds=1)
+        return
+    V, wsr, iters = benchmark.pedantic(blocks, rounds=10, iterations=1, warmup_rounds=1)
+    before = np.array([weighted_sum_rate(h.conj() @ v, 1.0, 1.0) for h, v in zip(H, V0)])
+    assert np.all(iters == 1) and np.all(wsr >= before - 1e-9 * before), "a sweep decreased a WSR"
+    rows = np.sum(np.abs(V) ** 2, axis=2)
+    assert np.all(np.stack([rows[:, :4].sum(1), rows[:, 4:].sum(1)], 1) <= budgets * (1 + 1e-9))
+    ratio = paired_ratio(blocks, single, pairs=5)
+    benchmark.extra_info.update(ratio_vs_ref_one_budget=ratio)
+    print(f"\nWMMSE 8x4 with two block budgets, {BLOCK_BATCH} channels: one iteration {ratio:.1f}x the "
+          f"single-budget iteration (interleaved)")
 
 
 # -- one metaopt iteration --------------------------------------------------------------------------------

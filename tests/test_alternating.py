@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import bdris_problem
+from tests.helpers import bdris_problem, miso_problem
 from wbench.channels.rayleigh import cn
 from wbench.params import ParamError
 from wbench.registry import Registry
@@ -285,15 +285,17 @@ def test_options_are_validated():
 
 
 # -- registration, light import ---------------------------------------------------------------------
-def test_registered_through_the_hook_and_supports_only_bdris():
+def test_registered_through_the_hook_and_applies_by_role():
     reg = Registry()
     reg.load_builtins()
     assert any(p.name == "wbench.solvers.alternating.ao" for p in reg.plugins)
     s = reg.solvers["ao"]
     assert isinstance(s, Ao) and s.tags == {"conventional"} and s.uses_torch
-    assert s.supports("bdris") and not s.supports("miso")
     for arch in ("diagonal", "fully", "group"):
         assert s.supports_problem(make(0, B=4, group_size=2, architecture=arch))
+    # generic by role: a problem without a scattering matrix (miso) is declined with the reason
+    reason = s.declines(miso_problem(2, 2, 10.0, 0, 0), {})
+    assert reason is not None and "scattering" in reason
 
 
 def test_importing_does_not_load_torch_or_pymanopt():

@@ -14,7 +14,7 @@ from wbench import engine
 from wbench.channels.rayleigh import cn
 from wbench.params import Param, ParamError
 from wbench.problem import (
-    BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Variable,
+    BlockPowerBall, BlockUnitary, Box, PowerBall, Problem, Simplex, Unconstrained, Unitary, UnitModulus, Variable,
 )
 from wbench.scenario import Scenario
 from wbench.hookspecs import hookimpl
@@ -59,6 +59,9 @@ class AllSets(Problem):
             "U": Variable((3, 3), Unitary()),
             "Bk": Variable((4, 4), BlockUnitary(2)),
             "r": Variable((3,), PowerBall(0.5), complex=False),
+            "bp": Variable((4, 2), BlockPowerBall((1.0, 3.0), (1, 3))),  # two spheres on blocks of rows
+            "br": Variable((2, 3), BlockPowerBall((0.5, 2.0), (2, 1), axis=1), complex=False),
+            "fl": Variable((2,), Unconstrained()),  # the whole space
         }
         super().__init__(variables, "all-sets", {}, ("random",))
         rng = np.random.default_rng(seed)
@@ -104,7 +107,7 @@ def _direction(pmap, mp, point, rng, only: int | None):
     return xi / mp.manifold.norm(point, xi)
 
 
-FACTORS = ["p", "phi", "U", "Bk", "r", None]  # one check per manifold type, then all together
+FACTORS = ["p", "phi", "U", "Bk", "r", "bp", "br", "fl", None]  # one check per manifold type, then all
 
 
 @pytest.mark.parametrize("factor", FACTORS)

@@ -82,7 +82,8 @@ def test_the_defaults_are_the_papers_architecture_and_learn_one_network_per_vari
     """Section VI-B: four hidden layers (sigmoid, tanh, tanh, none), rates 1e-3 (P) and 1e-4 (Phi), MRT."""
     o = ALG3.resolve_options({})
     assert (o["hidden"], o["activations"]) == ("400x400x400x400", "sigmoid-tanh-tanh-linear")
-    assert (o["init"], o["project"], o["warm"]) == ("mrt", "P", "diagonal")
+    # by role: the precoder is projected, the scattering matrix penalised (bdris names them P and Phi)
+    assert (o["init"], o["project"], o["warm"]) == ("mrt", "precoder", "diagonal")
     full = make(2, architecture="fully")
     sol, _ = solve(ALG3, full, iters=3, warm_iters=2)
     assert sol.info["lr"] == {"P": 1e-3, "Phi": 1e-4}

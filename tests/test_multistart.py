@@ -12,7 +12,8 @@ from scipy.optimize import check_grad, minimize_scalar
 
 from tests.toy_plugin import ToyRis
 from wbench.problem import (
-    BlockUnitary, Box, ConstraintSet, PowerBall, Problem, Simplex, Unitary, UnitModulus, Variable,
+    BlockPowerBall, BlockUnitary, Box, ConstraintSet, PowerBall, Problem, Simplex, Unitary, UnitModulus,
+    Variable,
 )
 from wbench.scenarios.miso import Miso, MisoProblem
 from wbench.solver import RunContext
@@ -94,6 +95,9 @@ class LinearProblem(Problem):
             a, c = self.A[k], var.constraint
             if isinstance(c, PowerBall):
                 total += np.sqrt(c.budget) * np.linalg.norm(a)
+            elif isinstance(c, BlockPowerBall):  # per block: sqrt(P_b) ||A_b||, blocks of rows
+                edges = np.cumsum((0,) + c.sizes)
+                total += sum(np.sqrt(b) * np.linalg.norm(a[i:j]) for b, i, j in zip(c.budgets, edges[:-1], edges[1:]))
             elif isinstance(c, UnitModulus):
                 total += np.abs(a).sum()
             elif isinstance(c, Unitary):
@@ -120,6 +124,8 @@ SETS = {
     "symmetric-unitary": {"X": ((3, 3), Unitary(symmetric=True), True)},
     "block-unitary": {"X": ((4, 4), BlockUnitary(2), True)},
     "symmetric-block-unitary": {"X": ((6, 6), BlockUnitary(3, symmetric=True), True)},
+    "block-power": {"B": ((4, 2), BlockPowerBall((1.0, 3.0, 0.5), (1, 2, 1)), True),
+                    "R": ((3,), BlockPowerBall((2.0, 0.5), (2, 1)), False)},
     "mixed": MIXED,
 }
 
@@ -204,7 +210,8 @@ def test_solver_objective_gradient_matches_finite_differences(case):
     else:
         prob = LinearProblem(SETS[case], 1)
         for k in prob.A:  # a non-symmetric A, so that a symmetric X's gradient must symmetrise it
-            prob.A[k] = prob.A[k] + np.triu(np.ones(prob.A[k].shape[-1]))
+            if prob.A[k].ndim == 2 and prob.A[k].shape[0] == prob.A[k].shape[1]:
+                prob.A[k] = prob.A[k] + np.triu(np.ones(prob.A[k].shape[-1]))
     form = _Formulation(prob)
     rng = np.random.default_rng(2)
     y = form.from_vars(prob.initial("random", rng)) + 0.1 * rng.standard_normal(form.n)
@@ -426,3 +433,23 @@ def test_declines_problems_beyond_max_dim_with_a_reason(fresh_registry, tmp_path
     specs, _ = select(fresh_registry, "multistart[max_dim=1000]", "bdris")
     with Store(tmp_path / "e.db") as st:
         assert len(engine.plan(st, configs, specs, 1).tasks) == 2
+
+
+# -- joint constraints and torch scenario constraints (tests/toy_sets_plugin.py) ------------------------
+@pytest.mark.parametrize("case", ["product", "qos"])
+def test_joint_and_torch_constraint_jacobians_match_finite_differences(case):
+    from tests.toy_sets_plugin import toy_sets_problem
+
+    prob = toy_sets_problem(1, case=case)
+    form = _Formulation(prob)
+    # product: the joint constraint (F_RF's unit modulus is an equality); qos: the ball and the QoS row
+    assert (form.n_set_ineq, form.n_scen) == ((1, 0) if case == "product" else (1, 1))
+    rng = np.random.default_rng(3)
+    y = form.from_vars(prob.initial("random", rng)) + 0.3 * rng.standard_normal(form.n)
+    analytic = form.ineq_jac(y)
+    np.testing.assert_allclose(analytic, _central_jacobian(form.ineq, y), rtol=1e-6, atol=1e-7)
+    if case == "qos":  # the autograd Jacobian of constraints_torch equals the finite differences path
+        assert form.torch_constraints
+        torch_rows = form.scenario_jac(y)
+        form.torch_constraints = False
+        np.testing.assert_allclose(torch_rows, form.scenario_jac(y), rtol=1e-6, atol=1e-8)

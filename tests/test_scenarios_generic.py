@@ -1,5 +1,6 @@
-"""Checks every registered scenario must pass (built-ins and the toy): the torch loss is the negative
-float64 utility at feasible points, and its gradient matches central finite differences."""
+"""Checks every registered scenario must pass (built-ins and the toys): the torch loss is the negative
+float64 utility at feasible points, its gradient matches central finite differences, every variable
+declares a role, and the torch form of the scenario constraints equals the NumPy one."""
 
 from __future__ import annotations
 
@@ -11,17 +12,22 @@ from wbench.solvers.common import autodiff
 
 
 def scenario_names():
-    from tests import toy_plugin
+    from tests import toy_plugin, toy_sets_plugin
     from wbench.registry import Registry
 
     reg = Registry()
     reg.load_builtins()
     reg.add_module(toy_plugin, "tests", "0")
+    reg.add_module(toy_sets_plugin, "tests", "0")
     return sorted(reg.scenarios)
 
 
 @pytest.fixture
 def problems(toy_registry):
+    from tests import toy_sets_plugin
+
+    toy_registry.add_module(toy_sets_plugin, "tests", "0")
+
     def make(name, seed):
         sc = toy_registry.scenario(name)
         params = sc.resolve_params({})
@@ -58,3 +64,24 @@ def test_pack_unpack_round_trip(problems):
     back = autodiff.unpack(prob, z)
     for k in x:
         np.testing.assert_array_equal(back[k], x[k])
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_every_variable_declares_a_role_and_torch_constraints_match(problems, name):
+    from wbench.problem import ROLES
+
+    prob = problems(name, 0)
+    assert all(v.role in ROLES for v in prob.variables.values()), name
+    if not prob.has_constraints_torch:
+        return
+    import torch
+
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = prob.random_feasible(rng)
+        x = {k: v * rng.uniform(0.2, 1.0) for k, v in x.items()}  # inside as well as on the boundary
+        ref = prob.constraints(x)
+        got = prob.constraints_torch({k: torch.as_tensor(v) for k, v in x.items()})
+        assert set(got) == set(ref)
+        for k in ref:
+            np.testing.assert_allclose(got[k].numpy(), ref[k], rtol=1e-12, atol=1e-14)

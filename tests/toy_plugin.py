@@ -19,9 +19,10 @@ from wbench.channels.rayleigh import cn
 class ToyRisProblem(Problem):
     def __init__(self, G, h, power, architecture, params):
         nt, b = G.shape[1], G.shape[0]
-        phi = Variable((b, b), Unitary()) if architecture == "unitary" else Variable((b,), UnitModulus())
-        super().__init__({"p": Variable((nt,), PowerBall(power)), "Phi": phi}, "toy-ris", params,
-                         ("identity", "random"))
+        phi = (Variable((b, b), Unitary(), role="scattering") if architecture == "unitary"
+               else Variable((b,), UnitModulus(), role="scattering"))
+        super().__init__({"p": Variable((nt,), PowerBall(power), role="precoder"), "Phi": phi}, "toy-ris",
+                         params, ("identity", "random"))
         self.G, self.h, self.power, self.architecture = G, h, power, architecture
 
     def _phi(self, phi, xp):

@@ -1,7 +1,8 @@
 """wbench: benchmark optimisers for wireless systems on shared, seeded channels.
 
 Public API for plugin authors: :data:`hookimpl`, :class:`Scenario`, :class:`Solver`, :class:`Solution`,
-:class:`RunContext`, :class:`Problem`, :class:`Variable`, :class:`Param` and the constraint sets.
+:class:`RunContext`, :class:`Problem`, :class:`Variable` (with its role, :data:`ROLES`), :class:`Param`,
+the constraint sets, the joint constraints and the linear-precoding view.
 
 For notebooks (:mod:`wbench.api`, imported on first use so that ``import wbench`` stays light):
 ``wbench.compare(...)``, ``wbench.runs(db)``, ``wbench.leaderboard(db)``, ``wbench.solutions(db)`` and
@@ -11,12 +12,18 @@ For notebooks (:mod:`wbench.api`, imported on first use so that ``import wbench`
 from .hookspecs import hookimpl
 from .params import Param, ParamError
 from .problem import (
+    ROLES,
+    BlockPowerBall,
     BlockUnitary,
     Box,
     Feasibility,
+    JointConstraint,
     PowerBall,
+    PrecodingView,
     Problem,
+    ProductPower,
     Simplex,
+    Unconstrained,
     Unitary,
     UnitModulus,
     Variable,
@@ -46,6 +53,7 @@ def __getattr__(name: str):  # PEP 562: the notebook API without importing panda
 
 __all__ = [
     "hookimpl", "Param", "ParamError", "Problem", "Variable", "Feasibility", "PowerBall", "UnitModulus",
-    "Unitary", "BlockUnitary", "Box", "Simplex", "Scenario", "Solver", "Solution", "RunContext",
+    "Unitary", "BlockUnitary", "Box", "Simplex", "BlockPowerBall", "Unconstrained", "JointConstraint",
+    "ProductPower", "PrecodingView", "ROLES", "Scenario", "Solver", "Solution", "RunContext",
     "__version__", *_API,
 ]

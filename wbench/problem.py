@@ -1,11 +1,35 @@
 """The Problem interface: what a scenario hands to every solver for one channel realisation.
 
 A :class:`Problem` names its optimisation variables, each with a *constraint set* from a small closed
-vocabulary (:class:`PowerBall`, :class:`UnitModulus`, :class:`Unitary`, :class:`BlockUnitary`, :class:`Box`,
-:class:`Simplex`). It evaluates the utility in float64 NumPy (the authoritative number the harness scores),
-the same model as a differentiable torch loss (for gradient-based and meta-learning solvers), the scenario's
-own inequality constraints (``>= 0`` when satisfied), projections onto the sets, a feasibility verdict with
-written tolerances, and the standard initial points.
+vocabulary (:class:`PowerBall`, :class:`BlockPowerBall`, :class:`UnitModulus`, :class:`Unitary`,
+:class:`BlockUnitary`, :class:`Box`, :class:`Simplex`, :class:`Unconstrained`) and a *role* from
+:data:`ROLES` (what the variable is: precoder, scattering matrix, ...), so that solvers find variables by
+what they are, not by a scenario's names. It evaluates the utility in float64 NumPy (the authoritative
+number the harness scores), the same model as a differentiable torch loss (for gradient-based and
+meta-learning solvers), the scenario's own inequality constraints (``>= 0`` when satisfied; NumPy and
+torch), constraints coupling several variables (:class:`JointConstraint`, e.g. the hybrid precoder's
+:class:`ProductPower`), projections onto the sets, a feasibility verdict with written tolerances, and the
+standard initial points.
+
+How the constraints reach the solvers (one way each, the same for every scenario):
+
+* variable sets: projected (``ConstraintSet.project`` / ``project_torch``) or penalised
+  (``ConstraintSet.penalty_torch``), as each solver chooses;
+* joint constraints (:attr:`Problem.joint`): applied after the variable sets by :meth:`Problem.project`,
+  checked by :meth:`Problem.feasibility`; their ``project`` changes one variable (``rescaled``), their
+  ``penalty_torch`` serves solvers that do not project, ``residual_torch`` constraint-aware solvers;
+* scenario constraints (:meth:`Problem.constraints`, ``>= 0`` when satisfied): constraint-aware solvers
+  (``multistart``) use them directly; penalty solvers (``adam``, ``metaopt``, ``spg``) minimise
+  :meth:`Problem.penalised_loss_torch`, ``loss_torch + weight * sum_c relu(-c)^2`` over
+  :meth:`Problem.constraints_torch` (weight :attr:`Problem.constraint_penalty` unless a solver option
+  overrides it). ``loss_torch`` itself stays the negative utility (plus any penalty the scenario's paper
+  puts in its own loss); it never includes the generic constraint penalty. A quadratic penalty ends a
+  constraint that binds at the optimum violated by about ``lambda / (2 weight)`` (``lambda`` its
+  multiplier), hence the per-problem tolerance :attr:`Problem.constraint_tol`.
+
+The linear-precoding view (:class:`PrecodingView`, built from the variable with role ``precoder``) is the
+sub-problem the WMMSE family solves: per-block power budgets, a chosen subset of streams, an effective
+channel.
 
 Because every scenario speaks this interface, a generic solver written against it works on every scenario.
 See ``DESIGN.md`` ("The one idea that keeps it small").
@@ -88,6 +112,137 @@ class PowerBall(ConstraintSet):
 
     def describe(self) -> str:
         return f"PowerBall({self.budget:.6g})"
+
+
+@dataclass(frozen=True)
+class BlockPowerBall(ConstraintSet):
+    """Several power budgets on blocks of one variable: ``||x_b||_F^2 <= budgets[b]`` for every block ``b``.
+
+    The blocks are consecutive runs of ``sizes[b]`` indices along ``axis`` (e.g. the rows ``N_t,b`` of a
+    precoder that base station ``b`` transmits, with one budget per BS: CoMP, SCENARIOS.md section 6).
+    The set is a product of balls on disjoint coordinates, so its Euclidean projection is the projection of
+    every block onto its own ball: block-wise scaling, ``x_b min(1, sqrt(budget_b / ||x_b||^2))``.
+    ``full=True`` marks that optima put every block on its sphere.
+    """
+
+    budgets: tuple[float, ...]
+    sizes: tuple[int, ...]
+    axis: int = 0
+    full: bool = True
+    tol: float = POWER_RTOL
+
+    def __post_init__(self) -> None:
+        budgets = tuple(float(b) for b in np.atleast_1d(self.budgets))
+        sizes = tuple(int(n) for n in np.atleast_1d(self.sizes))
+        if len(budgets) != len(sizes) or not budgets:
+            raise ValueError(f"BlockPowerBall: {len(budgets)} budgets for {len(sizes)} blocks")
+        if not all(np.isfinite(b) and b > 0 for b in budgets) or not all(n >= 1 for n in sizes):
+            raise ValueError("BlockPowerBall: budgets must be positive and block sizes at least 1")
+        object.__setattr__(self, "budgets", budgets)
+        object.__setattr__(self, "sizes", sizes)
+
+    @classmethod
+    def uniform(cls, budget: float, blocks: int, size: int, axis: int = 0, full: bool = True) -> "BlockPowerBall":
+        """``blocks`` blocks of ``size`` indices with the same ``budget`` each (e.g. ``N`` BSs of ``I`` antennas)."""
+        return cls((float(budget),) * blocks, (int(size),) * blocks, axis, full)
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.budgets))
+
+    def block_index(self) -> np.ndarray:
+        """The block of every index along ``axis`` (length ``sum(sizes)``)."""
+        return np.repeat(np.arange(len(self.sizes)), self.sizes)
+
+    def _check(self, shape: tuple[int, ...]) -> int:
+        axis = self.axis % len(shape)
+        if shape[axis] != sum(self.sizes):
+            raise ValueError(f"BlockPowerBall: axis {self.axis} has {shape[axis]} entries, the blocks "
+                             f"cover {sum(self.sizes)}")
+        return axis
+
+    def block_powers(self, x: np.ndarray) -> np.ndarray:
+        """``||x_b||_F^2`` per block."""
+        x = np.asarray(x)
+        axis = self._check(x.shape)
+        per_index = np.sum(np.abs(np.moveaxis(x, axis, 0)) ** 2, axis=tuple(range(1, x.ndim)))
+        return np.bincount(self.block_index(), weights=per_index, minlength=len(self.sizes))
+
+    def _factors(self, powers: np.ndarray) -> np.ndarray:
+        budgets = np.asarray(self.budgets)
+        over = powers > budgets
+        return np.where(over, np.sqrt(budgets / np.where(over, powers, 1.0)), 1.0)
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        axis = self._check(x.shape)
+        factors = self._factors(self.block_powers(x))
+        if np.all(factors == 1.0):
+            return x
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        return x * factors[self.block_index()].reshape(shape)
+
+    def _torch_powers(self, x: "torch.Tensor") -> tuple[int, list["torch.Tensor"]]:
+        axis = self._check(tuple(x.shape))
+        blocks = list(x.split(list(self.sizes), dim=axis))
+        return axis, blocks
+
+    def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        axis, blocks = self._torch_powers(x)
+        out = []
+        for blk, budget in zip(blocks, self.budgets):
+            power = (blk.abs() ** 2).sum()
+            out.append(blk * torch.sqrt(budget / torch.clamp(power, min=budget)))
+        return torch.cat(out, dim=axis)
+
+    def violation(self, x: np.ndarray) -> float:
+        rel = self.block_powers(x) / np.asarray(self.budgets) - 1.0
+        return float(max(0.0, np.max(rel)))
+
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``sum_b max(0, ||x_b||^2 / budget_b - 1)^2``."""
+        _, blocks = self._torch_powers(x)
+        terms = [((blk.abs() ** 2).sum() / budget - 1.0).clamp(min=0.0) ** 2
+                 for blk, budget in zip(blocks, self.budgets)]
+        return sum(terms[1:], terms[0])
+
+    def full_power(self, x: np.ndarray) -> np.ndarray:
+        """Every nonzero block scaled onto its sphere (the random start of a full-power set)."""
+        x = np.asarray(x)
+        axis = self._check(x.shape)
+        powers = self.block_powers(x)
+        f = np.where(powers > 0, np.sqrt(np.asarray(self.budgets) / np.where(powers > 0, powers, 1.0)), 1.0)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        return x * f[self.block_index()].reshape(shape)
+
+    def describe(self) -> str:
+        budgets = ",".join(f"{b:.6g}" for b in self.budgets)
+        sizes = ",".join(str(n) for n in self.sizes)
+        return f"BlockPowerBall([{budgets}] on blocks [{sizes}] of axis {self.axis})"
+
+
+@dataclass(frozen=True)
+class Unconstrained(ConstraintSet):
+    """No constraint on the variable itself (e.g. a hybrid precoder's digital part, whose power is the
+    joint constraint :class:`ProductPower`). Projection is the identity; only non-finite entries violate."""
+
+    tol: float = 0.0
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        return x
+
+    def violation(self, x: np.ndarray) -> float:
+        return 0.0 if np.all(np.isfinite(x)) else float("inf")
+
+    def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        return x.new_zeros((), dtype=x.real.dtype)
 
 
 @dataclass(frozen=True)
@@ -242,6 +397,22 @@ class Simplex(ConstraintSet):
         theta = css[rho] / (rho + 1)
         return np.maximum(flat - theta, 0.0).reshape(np.shape(x))
 
+    def project_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """The same projection in torch (differentiable almost everywhere)."""
+        import torch
+
+        flat = x.reshape(-1)
+        y = flat.clamp(min=0.0)
+        if not self.equality and float(y.sum()) <= self.total:
+            return y.reshape(x.shape)
+        u = torch.sort(flat.detach(), descending=True).values
+        css = torch.cumsum(u, 0) - self.total
+        idx = torch.arange(1, u.numel() + 1, dtype=u.dtype, device=u.device)
+        rho = int(torch.nonzero(u - css / idx > 0)[-1])
+        order = torch.argsort(flat.detach(), descending=True)[: rho + 1]
+        theta = (flat[order].sum() - self.total) / (rho + 1)
+        return (flat - theta).clamp(min=0.0).reshape(x.shape)
+
     def violation(self, x: np.ndarray) -> float:
         neg = float(np.max(-x, initial=0.0))
         excess = float(x.sum() - self.total)
@@ -251,17 +422,152 @@ class Simplex(ConstraintSet):
         return f"Simplex({self.total:g}{', equality' if self.equality else ''})"
 
 
+#: The roles a variable declares: what it *is*, so that solvers find it without hard-coding a scenario's
+#: names (``V`` in ``miso``, ``P`` and ``Phi`` in ``bdris``). ``""`` declares nothing.
+ROLES: dict[str, str] = {
+    "precoder": "linear precoder, one column per stream (Nt x streams); the WMMSE family optimises it",
+    "scattering": "RIS / BD-RIS scattering matrix (or the phase vector of a diagonal RIS)",
+    "analog_precoder": "analog (phase-shifter) precoder F_RF of a hybrid transmitter",
+    "digital_precoder": "digital (baseband) precoder F_BB of a hybrid transmitter",
+    "positions": "movable-antenna positions",
+    "split": "common-rate split of rate splitting (c_k)",
+    "power": "power allocation or amplitudes per user or stream",
+    "association": "user-to-AP / user-to-RIS association (binary or relaxed)",
+    "combiner": "receive combiners",
+    "other": "anything else",
+}
+
+
 @dataclass(frozen=True)
 class Variable:
-    """An optimisation variable: its shape, whether it is complex, and the set it must lie in."""
+    """An optimisation variable: its shape, whether it is complex, the set it must lie in, and its role."""
 
     shape: tuple[int, ...]
     constraint: ConstraintSet
     complex: bool = True
+    role: str = ""
+
+    def __post_init__(self) -> None:
+        if self.role and self.role not in ROLES:
+            raise ValueError(f"unknown variable role {self.role!r}; valid: {', '.join(ROLES)}")
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.complex128 if self.complex else np.float64)
+
+
+class JointConstraint:
+    """A constraint coupling several variables, applied after their own sets.
+
+    ``project`` is a feasibility-restoring map that changes only the variable ``rescaled`` (not, in
+    general, the Euclidean projection onto the coupled set); ``violation`` is a non-negative residual
+    (feasible when ``<= tol``); ``residual_torch`` is a smooth scalar ``>= 0`` when satisfied, for
+    constraint-aware solvers; ``penalty_torch`` (default ``relu(-residual)^2``) for penalty solvers.
+    """
+
+    tol: float
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def rescaled(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The key of this constraint in :attr:`Feasibility.violations`."""
+        raise NotImplementedError
+
+    def project(self, x: Mapping[str, np.ndarray]) -> Vars:
+        raise NotImplementedError
+
+    def project_torch(self, x: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        raise NotImplementedError
+
+    def violation(self, x: Mapping[str, np.ndarray]) -> float:
+        raise NotImplementedError
+
+    def residual_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        raise NotImplementedError
+
+    def penalty_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        return (-self.residual_torch(x)).clamp(min=0.0) ** 2
+
+    def full_power(self, x: Mapping[str, np.ndarray]) -> Vars:
+        """A random start on the boundary where optima lie (default: :meth:`project`)."""
+        return self.project(x)
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class ProductPower(JointConstraint):
+    """``||X_left X_right||_F^2 <= budget``: the transmit power of a hybrid precoder ``F_RF F_BB``.
+
+    Seed 002 (GGML hybrid precoding; SCENARIOS.md section 5) normalises the digital part,
+    ``F_BB <- sqrt(P) F_BB / ||F_RF F_BB||_F`` (its eq. (16)); :meth:`project` is that rescaling of
+    ``right`` when the power exceeds the budget (``full=True``: optima lie on the boundary, and a random
+    start is put there). It restores feasibility but is not the Euclidean projection onto the coupled set.
+    """
+
+    left: str
+    right: str
+    budget: float
+    full: bool = True
+    tol: float = POWER_RTOL
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.left, self.right)
+
+    @property
+    def rescaled(self) -> str:
+        return self.right
+
+    @property
+    def name(self) -> str:
+        return f"power({self.left} {self.right})"
+
+    def power(self, x: Mapping[str, np.ndarray]) -> float:
+        return float(np.sum(np.abs(np.asarray(x[self.left]) @ np.asarray(x[self.right])) ** 2))
+
+    def _scaled(self, x: Mapping[str, np.ndarray], only_down: bool) -> Vars:
+        out = dict(x)
+        power = self.power(x)
+        if power == 0.0 or (only_down and power <= self.budget):
+            return out
+        out[self.right] = np.asarray(x[self.right]) * np.sqrt(self.budget / power)
+        return out
+
+    def project(self, x: Mapping[str, np.ndarray]) -> Vars:
+        return self._scaled(x, only_down=True)
+
+    def full_power(self, x: Mapping[str, np.ndarray]) -> Vars:
+        return self._scaled(x, only_down=not self.full)
+
+    def _torch_power(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        return ((x[self.left] @ x[self.right]).abs() ** 2).sum()
+
+    def project_torch(self, x: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        import torch
+
+        out = dict(x)
+        power = self._torch_power(x)
+        out[self.right] = x[self.right] * torch.sqrt(self.budget / torch.clamp(power, min=self.budget))
+        return out
+
+    def violation(self, x: Mapping[str, np.ndarray]) -> float:
+        return max(0.0, self.power(x) / self.budget - 1.0)
+
+    def residual_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        """``1 - ||X_left X_right||^2 / budget``."""
+        return 1.0 - self._torch_power(x) / self.budget
+
+    def describe(self) -> str:
+        return f"ProductPower({self.left} {self.right}, {self.budget:.6g})"
 
 
 @dataclass
@@ -278,20 +584,162 @@ class Feasibility:
 
 
 @dataclass
-class MisoView:
+class PrecodingView:
     """A linear-precoding sub-problem inside a problem, with every other variable held fixed.
 
-    Rates are ``sum_k weights_k log2(1 + |h_k^H v_k|^2 / (sum_{j != k} |h_k^H v_j|^2 + sigma2))`` with
-    ``H`` of shape ``(K, Nt)`` (row ``k`` = ``h_k``) and the precoder ``x[variable]`` (``Nt x K``) in a power
-    ball of ``power``. Precoder algorithms (WMMSE, ZF ...) use it on any scenario that offers it: the MISO
-    channel itself for ``miso``, the effective channel ``h_k^H Phi G`` for ``bdris``.
+    Users ``k = 0..K-1`` each decode one stream, column ``streams[k]`` of the precoder ``x[variable]``
+    (``Nt x S``; all columns in order when ``streams`` is ``None``, then ``S = K``):
+
+        max_V  sum_k weights_k log2(1 + |h_k^H v_k|^2 / (sum_{j != k} |h_k^H v_j|^2 + sigma2_k))
+        s.t.   ||V_b||_F^2 <= budgets_b  for every block b of rows (one block: ||V||_F^2 <= power)
+
+    with ``H`` of shape ``(K, Nt)`` (row ``k`` = the effective channel ``h_k``, so ``y_k = h_k^H x``: the
+    channel itself for ``miso``, ``h_k^H Phi G`` for ``bdris``, ``H F_RF`` for a hybrid's digital part).
+    ``sigma2`` is a scalar or one value per user: the noise plus the interference of precoder columns the
+    view holds fixed, whose power is already taken off the budgets (see :meth:`build`). Precoder
+    algorithms (WMMSE, MRT/ZF/RZF, the DPC bound ...) use it on any problem that offers it, without
+    reading the scenario's class.
     """
 
     H: np.ndarray
     weights: np.ndarray
     power: float
-    sigma2: float
+    sigma2: float | np.ndarray
     variable: str
+    streams: tuple[int, ...] | None = None
+    #: Per-block budgets of the view's columns (``None``: one block with budget ``power``).
+    budgets: np.ndarray | None = None
+    #: Row-block sizes (``sum = Nt``) of the budgets.
+    blocks: tuple[int, ...] | None = None
+
+    @property
+    def users(self) -> int:
+        return int(np.shape(self.H)[0])
+
+    @property
+    def antennas(self) -> int:
+        return int(np.shape(self.H)[1])
+
+    @property
+    def n_blocks(self) -> int:
+        return 1 if self.blocks is None else len(self.blocks)
+
+    def block_index(self) -> np.ndarray:
+        """The block of every precoder row (all zero for one block)."""
+        if self.blocks is None:
+            return np.zeros(self.antennas, dtype=np.int64)
+        return np.repeat(np.arange(len(self.blocks)), self.blocks)
+
+    def block_budgets(self) -> np.ndarray:
+        return np.array([float(self.power)]) if self.budgets is None else np.asarray(self.budgets, float)
+
+    def noise(self) -> np.ndarray:
+        """Noise plus fixed interference per user, shape ``(K,)``."""
+        return np.broadcast_to(np.asarray(self.sigma2, dtype=np.float64), (self.users,)).copy()
+
+    @property
+    def simple(self) -> bool:
+        """One power budget, every precoder column, one noise level: the plain MU-MISO problem."""
+        return self.blocks is None and self.streams is None and np.ndim(self.sigma2) == 0
+
+    def start(self, x: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The view's precoder (``Nt x K``) at ``x``."""
+        X = np.asarray(x[self.variable])
+        return X if self.streams is None else X[:, list(self.streams)]
+
+    def embed(self, x: Mapping[str, np.ndarray], V: np.ndarray) -> Vars:
+        """``x`` with the view's columns of the precoder replaced by ``V``."""
+        out = dict(x)
+        if self.streams is None:
+            out[self.variable] = V
+        else:
+            X = np.array(x[self.variable], dtype=np.complex128, copy=True)
+            X[:, list(self.streams)] = V
+            out[self.variable] = X
+        return out
+
+    def wsr(self, V: np.ndarray) -> float:
+        """The view's weighted sum rate (bit/s/Hz) at precoder ``V`` (``Nt x K``)."""
+        from .rates import weighted_sum_rate
+
+        return weighted_sum_rate(np.asarray(self.H).conj() @ V, self.weights, self.noise())
+
+    def full_power(self, V: np.ndarray) -> np.ndarray:
+        """``V`` scaled by the largest common factor that keeps every block within its budget."""
+        if self.blocks is None:
+            return V * np.sqrt(self.power / np.sum(np.abs(V) ** 2))
+        per_row = np.sum(np.abs(V) ** 2, axis=1)
+        powers = np.bincount(self.block_index(), weights=per_row, minlength=self.n_blocks)
+        budgets = self.block_budgets()
+        used = powers > 0
+        return V * np.sqrt(np.min(budgets[used] / powers[used]))
+
+    @classmethod
+    def build(cls, problem: "Problem", x: Mapping[str, np.ndarray], H: np.ndarray, weights: np.ndarray,
+              sigma2: float, streams: tuple[int, ...] | None = None,
+              interferers: tuple[int, ...] | None = None) -> "PrecodingView":
+        """The view of ``problem``'s precoder (the variable with role ``precoder``) at ``x``.
+
+        ``streams``: the precoder columns optimised (user ``k`` decodes ``streams[k]``; default all).
+        ``interferers``: the fixed columns every user hears as noise (default: every column not in
+        ``streams``; a scenario with successive decoding passes the ones not yet cancelled). The budgets of
+        its set (:class:`PowerBall`, or :class:`BlockPowerBall` on the rows) less the power of the fixed
+        columns are the view's budgets.
+        """
+        name = problem.role_variable("precoder")
+        if name is None:
+            raise ValueError(f"scenario {problem.scenario!r}: no variable has the role 'precoder'")
+        c = problem.variables[name].constraint
+        X = np.asarray(x[name])
+        ncol = X.shape[1]
+        chosen = tuple(range(ncol)) if streams is None else tuple(int(j) for j in streams)
+        if np.shape(H)[0] != len(chosen):
+            raise ValueError(f"precoding view: {np.shape(H)[0]} users for {len(chosen)} streams")
+        fixed = [j for j in range(ncol) if j not in chosen]
+        hearing = fixed if interferers is None else list(interferers)
+        noise: float | np.ndarray = float(sigma2)
+        if hearing:
+            noise = float(sigma2) + np.sum(np.abs(np.asarray(H).conj() @ X[:, hearing]) ** 2, axis=1)
+        fixed_rows = np.sum(np.abs(X[:, fixed]) ** 2, axis=1) if fixed else np.zeros(X.shape[0])
+        if isinstance(c, PowerBall) and np.ndim(c.budget) == 0:
+            power = max(float(c.budget) - float(fixed_rows.sum()), 0.0)
+            budgets, blocks = None, None
+        elif isinstance(c, BlockPowerBall) and c.axis % X.ndim == 0:
+            used = np.bincount(c.block_index(), weights=fixed_rows, minlength=len(c.sizes))
+            budgets = np.maximum(np.asarray(c.budgets) - used, 0.0)
+            blocks = tuple(c.sizes)
+            power = float(budgets.sum())
+        else:
+            raise ValueError(f"precoding view: the precoder's set {c.describe()} is not a power ball")
+        return cls(np.asarray(H), np.asarray(weights, dtype=np.float64), power, noise, name,
+                   None if streams is None else chosen, budgets, blocks)
+
+
+#: The name of :class:`PrecodingView` before it had blocks and streams.
+MisoView = PrecodingView
+
+
+def linear_precoder(view: PrecodingView, method: str) -> np.ndarray:
+    """MRT, ZF or RZF on the view's channel, scaled to full power (``Nt x K``).
+
+    With ``A`` the rows ``h_k^H``: MRT ``A^H``, ZF ``A^H (A A^H)^{-1}`` (needs ``K <= Nt``), RZF
+    ``A^H (A A^H + K sigma2 / P I)^{-1}`` (the regulariser uses the mean noise over users); then the largest
+    common scale within every block budget (:meth:`PrecodingView.full_power`; one block: full power).
+    """
+    A = np.asarray(view.H).conj()  # rows h_k^H: received signal y = A V s + n
+    k = A.shape[0]
+    if method == "mrt":
+        V = A.conj().T
+    elif method == "zf":
+        if k > A.shape[1]:
+            raise ValueError(f"zf needs K <= Nt, has K={k}, Nt={A.shape[1]}")
+        V = A.conj().T @ np.linalg.inv(A @ A.conj().T)
+    elif method == "rzf":
+        reg = k * float(np.mean(view.sigma2)) / view.power
+        V = A.conj().T @ np.linalg.inv(A @ A.conj().T + reg * np.eye(k))
+    else:
+        raise ValueError(f"unknown linear precoder {method!r}; valid: mrt, zf, rzf")
+    return view.full_power(V)
 
 
 @dataclass
@@ -321,6 +769,12 @@ class Problem:
     params: Mapping[str, Any] = field(default_factory=dict)
     #: Names accepted by :meth:`initial`, the first one being the default.
     init_methods: tuple[str, ...] = ("random",)
+    #: Constraints coupling several variables, applied after the variable sets (e.g. :class:`ProductPower`).
+    joint: tuple[JointConstraint, ...] = ()
+    #: Absolute feasibility tolerance of the scenario constraints, in their own units (bit/s/Hz for rates).
+    constraint_tol: float = CONSTRAINT_ATOL
+    #: Default weight of ``sum_c relu(-c)^2`` in :meth:`penalised_loss_torch` (solver options may override).
+    constraint_penalty: float = 1e3
 
     # -- the model -------------------------------------------------------------------------------
     def utility(self, x: Vars) -> float:
@@ -328,16 +782,59 @@ class Problem:
         raise NotImplementedError
 
     def loss_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
-        """Differentiable loss: negative utility plus penalties for constraints the solver cannot project on."""
+        """Differentiable loss: the negative utility (plus any penalty the scenario's paper puts in its own
+        loss). The generic penalty of :meth:`constraints` is added by :meth:`penalised_loss_torch`, not here."""
         raise NotImplementedError
 
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """Scenario inequality constraints beyond the variable sets, each ``>= 0`` when satisfied."""
         return {}
 
-    def miso_view(self, x: Vars) -> MisoView:
-        """The precoding sub-problem at ``x`` (other variables fixed), for scenarios that have one."""
+    def constraints_torch(self, x: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """The same constraints as :meth:`constraints` on torch tensors (differentiable), same keys.
+
+        A scenario that overrides :meth:`constraints` overrides this too, or penalty solvers decline it.
+        """
+        if not self.has_constraints:
+            return {}
+        raise NotImplementedError(f"scenario {self.scenario!r} has no torch form of its constraints")
+
+    @property
+    def has_constraints(self) -> bool:
+        """Whether the scenario defines constraints beyond the variable sets (its class overrides them)."""
+        return type(self).constraints is not Problem.constraints
+
+    @property
+    def has_constraints_torch(self) -> bool:
+        return type(self).constraints_torch is not Problem.constraints_torch
+
+    def constraint_penalty_torch(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        """``sum_c sum_i relu(-c_i)^2`` over :meth:`constraints_torch` (zero exactly where they hold)."""
+        terms = [(-c).clamp(min=0.0).square().sum() for c in self.constraints_torch(x).values()]
+        if not terms:
+            first = next(iter(x.values()))
+            return first.new_zeros((), dtype=first.real.dtype)
+        return sum(terms[1:], terms[0])
+
+    def penalised_loss_torch(self, x: Mapping[str, "torch.Tensor"], weight: float | None = None
+                             ) -> "torch.Tensor":
+        """What penalty solvers minimise: ``loss_torch(x) + weight * sum_c relu(-c)^2`` over the scenario
+        constraints (:meth:`constraints_torch`; ``weight`` defaults to :attr:`constraint_penalty`). Without
+        scenario constraints in torch this is ``loss_torch(x)`` itself."""
+        loss = self.loss_torch(x)
+        if not self.has_constraints_torch:
+            return loss
+        w = self.constraint_penalty if weight is None else float(weight)
+        return loss + w * self.constraint_penalty_torch(x)
+
+    def precoding_view(self, x: Vars) -> PrecodingView:
+        """The linear-precoding sub-problem at ``x`` (other variables fixed), for scenarios that have one
+        (built with :meth:`PrecodingView.build` from the variable with role ``precoder``)."""
         raise NotImplementedError(f"scenario {self.scenario!r} has no linear-precoding view")
+
+    def miso_view(self, x: Vars) -> PrecodingView:
+        """The former name of :meth:`precoding_view`."""
+        return self.precoding_view(x)
 
     def closed_form_optimum(self) -> float | None:
         """The optimal utility where a closed form is known (e.g. one user), else ``None``."""
@@ -348,12 +845,44 @@ class Problem:
         return None
 
     @property
-    def has_miso_view(self) -> bool:
-        return type(self).miso_view is not Problem.miso_view
+    def has_precoding_view(self) -> bool:
+        return type(self).precoding_view is not Problem.precoding_view
+
+    has_miso_view = has_precoding_view
+
+    # -- roles -----------------------------------------------------------------------------------
+    def names_with_role(self, role: str) -> tuple[str, ...]:
+        """The variables declaring ``role`` (see :data:`ROLES`), in problem order."""
+        if role not in ROLES:
+            raise ValueError(f"unknown variable role {role!r}; valid: {', '.join(ROLES)}")
+        return tuple(n for n, v in self.variables.items() if v.role == role)
+
+    def role_variable(self, role: str) -> str | None:
+        """The one variable with ``role``, ``None`` if there is none (an error if there are several)."""
+        names = self.names_with_role(role)
+        if len(names) > 1:
+            raise ValueError(f"several variables have the role {role!r}: {', '.join(names)}")
+        return names[0] if names else None
+
+    def resolve_names(self, token: str) -> tuple[str, ...]:
+        """A variable name, or a role standing for every variable that declares it (solver options such as
+        ``project=precoder`` use this)."""
+        token = token.strip()
+        if token in self.variables:
+            return (token,)
+        if token in ROLES and self.names_with_role(token):
+            return self.names_with_role(token)
+        roles = sorted({v.role for v in self.variables.values() if v.role})
+        raise ValueError(f"unknown variable or role {token!r}; variables: {', '.join(self.variables)}"
+                         + (f"; roles: {', '.join(roles)}" if roles else ""))
 
     # -- sets, feasibility, starting points -----------------------------------------------------
     def project(self, x: Vars) -> Vars:
-        return {k: self.variables[k].constraint.project(np.asarray(v)) for k, v in x.items()}
+        """Every variable onto its set, then the joint constraints in order (each rescales one variable)."""
+        out = {k: self.variables[k].constraint.project(np.asarray(v)) for k, v in x.items()}
+        for j in self.joint:
+            out = j.project(out)
+        return out
 
     def feasibility(self, x: Vars) -> Feasibility:
         viol: dict[str, float] = {}
@@ -364,9 +893,12 @@ class Problem:
                 raise ValueError(f"variable {name!r} has shape {value.shape}, expected {var.shape}")
             viol[name] = var.constraint.violation(value)
             tols[name] = var.constraint.tol
+        for j in self.joint:
+            viol[j.name] = j.violation(x)
+            tols[j.name] = j.tol
         for name, c in self.constraints(x).items():
             viol[name] = float(np.max(-np.asarray(c), initial=0.0).clip(min=0.0))
-            tols[name] = CONSTRAINT_ATOL
+            tols[name] = self.constraint_tol
         ok = all(np.isfinite(v) and v <= tols[k] for k, v in viol.items())
         return Feasibility(viol, tols, ok)
 
@@ -383,7 +915,8 @@ class Problem:
         return self.random_feasible(rng)
 
     def random_feasible(self, rng: np.random.Generator) -> Vars:
-        """A random point projected onto every variable's set (full power for power balls)."""
+        """A random point projected onto every variable's set (full power for power balls, block by block
+        for block budgets), then onto the joint constraints (on their boundary where ``full``)."""
         out: Vars = {}
         for name, var in self.variables.items():
             z = rng.standard_normal(var.shape)
@@ -391,7 +924,11 @@ class Problem:
                 z = (z + 1j * rng.standard_normal(var.shape)) / np.sqrt(2)
             if isinstance(var.constraint, PowerBall):
                 z = z * np.sqrt(var.constraint.budget / np.sum(np.abs(z) ** 2))
+            elif isinstance(var.constraint, BlockPowerBall) and var.constraint.full:
+                z = var.constraint.full_power(z)
             out[name] = var.constraint.project(z)
+        for j in self.joint:
+            out = j.full_power(out)
         return out
 
 

@@ -29,12 +29,14 @@ _LN2 = math.log(2.0)
 def sinr_parts(gains: np.ndarray, sigma2: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """``(signal, interference + noise)``, each ``(..., K)``, from gains ``(..., K, K)``.
 
-    ``sigma2`` is a scalar or one value per matrix of the stack (shape ``gains.shape[:-2]``).
+    ``sigma2`` is a scalar, one value per matrix of the stack (shape ``gains.shape[:-2]``), or one value per
+    user (shape ``gains.shape[:-1]``, e.g. when the power of fixed streams acts as extra noise).
     """
     g2 = gains.real**2 + gains.imag**2
     signal = np.diagonal(g2, axis1=-2, axis2=-1)
     off = g2 * (1.0 - np.eye(g2.shape[-1]))
-    noise_int = off.sum(axis=-1) + np.asarray(sigma2, dtype=np.float64)[..., None]
+    s2 = np.asarray(sigma2, dtype=np.float64)
+    noise_int = off.sum(axis=-1) + (s2 if s2.ndim == gains.ndim - 1 and s2.ndim > 0 else s2[..., None])
     return signal, noise_int
 
 
@@ -42,7 +44,7 @@ def weighted_sum_rate_stack(gains: np.ndarray, weights: np.ndarray | float,
                             sigma2: np.ndarray | float) -> np.ndarray:
     """WSR in bit/s/Hz of each matrix of a stack ``(..., K, K)``: an array of shape ``gains.shape[:-2]``.
 
-    ``weights`` broadcasts against ``(..., K)``; ``sigma2`` is a scalar or of shape ``gains.shape[:-2]``.
+    ``weights`` broadcasts against ``(..., K)``; ``sigma2`` as in :func:`sinr_parts`.
     """
     signal, noise_int = sinr_parts(np.asarray(gains), sigma2)
     return (weights * np.log1p(signal / noise_int)).sum(axis=-1) / _LN2

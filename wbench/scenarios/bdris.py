@@ -39,7 +39,7 @@ from ..channels.pathloss import dbm_to_watt, path_loss
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import (BlockUnitary, MisoView, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars,
+from ..problem import (BlockUnitary, PowerBall, PrecodingView, Problem, Unitary, UnitModulus, Variable, Vars,
                        WarmStart)
 from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
@@ -86,7 +86,7 @@ class BdrisProblem(Problem):
     def diagonal(self) -> "BdrisProblem":
         """The diagonal-RIS version of this problem on the same channel (``phi`` on the complex circle)."""
         b = self.G.shape[0]
-        variables = dict(self.variables, Phi=Variable((b,), UnitModulus()))
+        variables = dict(self.variables, Phi=Variable((b,), UnitModulus(), role="scattering"))
         params = dict(self.params, architecture="diagonal", symmetric=False)
         return dataclasses.replace(self, variables=variables, params=params, architecture="diagonal")
 
@@ -98,10 +98,10 @@ class BdrisProblem(Problem):
             return None
         return WarmStart("diagonal", self.diagonal(), lambda x: {"P": x["P"], "Phi": np.diag(x["Phi"])})
 
-    def miso_view(self, x: Vars) -> MisoView:
+    def precoding_view(self, x: Vars) -> PrecodingView:
         """The MU-MISO precoding problem on the effective channel, ``Phi`` fixed (noise-normalised)."""
         A = self.effective_channel(x["Phi"])
-        return MisoView(A.conj(), np.ones(A.shape[0]), self.power, 1.0, "P")
+        return PrecodingView.build(self, x, A.conj(), np.ones(A.shape[0]), 1.0)
 
     def utility(self, x: Vars) -> float:
         return weighted_sum_rate(self.effective_channel(x["Phi"]) @ np.asarray(x["P"]), 1.0, 1.0)
@@ -156,15 +156,15 @@ class Bdris(Scenario):
         nt, k, b = params["Nt"], params["K"], params["B"]
         arch, sym = params["architecture"], bool(params["symmetric"])
         if arch == "diagonal":
-            phi = Variable((b,), UnitModulus())
+            phi = Variable((b,), UnitModulus(), role="scattering")
         elif arch == "fully":
-            phi = Variable((b, b), Unitary(symmetric=sym))
+            phi = Variable((b, b), Unitary(symmetric=sym), role="scattering")
         else:
-            phi = Variable((b, b), BlockUnitary(params["group_size"], symmetric=sym))
+            phi = Variable((b, b), BlockUnitary(params["group_size"], symmetric=sym), role="scattering")
         power = dbm_to_watt(params["pt_dbm"])
         gain = path_loss(params["d_br"]) * path_loss(params["d_ru"]) / dbm_to_watt(params["noise_dbm"])
         return BdrisProblem(
-            variables={"P": Variable((nt, k), PowerBall(power)), "Phi": phi},
+            variables={"P": Variable((nt, k), PowerBall(power), role="precoder"), "Phi": phi},
             scenario=self.name,
             params=dict(params),
             init_methods=("mrt", "random"),

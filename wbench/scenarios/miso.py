@@ -28,7 +28,7 @@ import numpy as np
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
-from ..problem import MisoView, PowerBall, Problem, Variable, Vars
+from ..problem import PowerBall, PrecodingView, Problem, Variable, Vars, linear_precoder
 from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
 
@@ -76,22 +76,13 @@ class MisoProblem(Problem):
             return None
         return float(self.weights[0] * np.log2(1.0 + self.power * np.sum(np.abs(self.H) ** 2) / self.sigma2))
 
-    def miso_view(self, x: Vars) -> MisoView:
-        return MisoView(self.H, self.weights, self.power, self.sigma2, "V")
+    def precoding_view(self, x: Vars) -> PrecodingView:
+        return PrecodingView.build(self, x, self.H, self.weights, self.sigma2)
 
     def _initial(self, method: str, rng: np.random.Generator) -> Vars:
-        A = self.H.conj()  # rows h_k^H: received signal y = A V s + n
-        k = A.shape[0]
-        if method == "mrt":
-            V = A.conj().T
-        elif method == "zf":
-            V = A.conj().T @ np.linalg.inv(A @ A.conj().T)
-        elif method == "rzf":
-            reg = k * self.sigma2 / self.power
-            V = A.conj().T @ np.linalg.inv(A @ A.conj().T + reg * np.eye(k))
-        else:
-            return super()._initial(method, rng)
-        return {"V": V * np.sqrt(self.power / np.sum(np.abs(V) ** 2))}
+        if method in ("mrt", "zf", "rzf"):
+            return {"V": linear_precoder(PrecodingView(self.H, self.weights, self.power, self.sigma2, "V"), method)}
+        return super()._initial(method, rng)
 
 
 class Miso(Scenario):
@@ -121,7 +112,7 @@ class Miso(Scenario):
         power = 10.0 ** (params["snr_db"] / 10.0)
         inits = ("mrt", "rzf") + (("zf",) if k <= nt else ()) + ("random",)
         return MisoProblem(
-            variables={"V": Variable((nt, k), PowerBall(power))},
+            variables={"V": Variable((nt, k), PowerBall(power), role="precoder")},
             scenario=self.name,
             params=dict(params),
             init_methods=inits,

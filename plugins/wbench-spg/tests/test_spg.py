@@ -335,3 +335,41 @@ def test_discovered_through_entry_point(monkeypatch: pytest.MonkeyPatch) -> None
         m.setenv("WBENCH_LOAD_PLUGINS", "")  # the allow-list really controls it
         assert "spg" not in registry.get_registry(refresh=True).solvers
     registry.get_registry(refresh=True)  # leave a registry built from the caller's environment
+
+
+# -- (7) the new constraint kinds (the toy of tests/toy_sets_plugin.py) ---------------------------------
+def _toy_sets():
+    root = str(Path(__file__).resolve().parents[3])  # the repository, for tests.toy_sets_plugin
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.toy_sets_plugin import toy_sets_problem
+
+    return toy_sets_problem
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_block_budgets_reach_the_cauchy_schwarz_optimum(seed: int) -> None:
+    prob = _toy_sets()(seed, case="block", N=3)
+    assert SOLVER.declines(prob, {}) is None
+    sol, _ = run(prob, seed)
+    assert prob.feasibility(sol.x).feasible
+    assert prob.utility(sol.x) == pytest.approx(prob.closed_form_optimum(), rel=1e-9)
+
+
+@pytest.mark.parametrize("weight", [1e3, 1e4])
+def test_qos_constraint_enters_the_merit_with_its_penalty_weight(weight: float) -> None:
+    """Shortfall ``lambda / (2 w)`` of the binding QoS floor (quadratic-penalty theory), ``w`` from the
+    ``constraint_penalty`` option; the toy's tolerance 1e-3 makes both feasible."""
+    prob = _toy_sets()(0, case="qos")
+    lam = prob.qos_multiplier()
+    sol, _ = run(prob, 0, constraint_penalty=weight)
+    feas = prob.feasibility(sol.x)
+    assert feas.violations["qos"] == pytest.approx(lam / (2 * weight), rel=0.02) and feas.feasible
+    assert prob.utility(sol.x) == pytest.approx(prob.closed_form_optimum(), rel=1e-4)
+
+
+def test_declines_a_joint_constraint_with_the_reason() -> None:
+    prob = _toy_sets()(0, case="product")
+    reason = SOLVER.declines(prob, {})
+    assert reason is not None and "not the Euclidean projection" in reason
+    assert not SOLVER.supports_problem(prob)

@@ -8,11 +8,17 @@ References:
   SIAM J. Numer. Anal. 23(4):707-716, 1986 (the nonmonotone Armijo rule);
 * J. Barzilai, J. M. Borwein, "Two-point step size gradient methods", IMA J. Numer. Anal. 8:141-148, 1988.
 
-Problem. Maximise ``problem.utility``, i.e. minimise the differentiable merit ``f = problem.loss_torch``
-(torch, complex tensors, gradients by autograd) subject to every variable lying in its constraint set,
-enforced by the set's NumPy projection ``problem.variables[name].constraint.project``. Complex variables
-are pairs of reals: the inner product is ``<a, b> = Re sum conj(a) b`` and the gradient is torch's
-``dL/dRe + i dL/dIm``, the steepest-ascent direction in that inner product.
+Problem. Maximise ``problem.utility``, i.e. minimise the differentiable merit
+``f = problem.penalised_loss_torch`` (``loss_torch`` plus ``constraint_penalty * sum relu(-c)^2`` over the
+scenario's own constraints, if it has any; torch, complex tensors, gradients by autograd) subject to every
+variable lying in its constraint set, enforced by the set's NumPy projection
+``problem.variables[name].constraint.project``. A problem with joint constraints (``problem.joint``, e.g.
+the hybrid precoder's ``||F_RF F_BB||^2 <= P``) is declined: their map rescales one variable, which is not
+the Euclidean projection onto the coupled set, so a fixed point ``P(z - g) = z`` of SPG need not be a
+stationary point (for ``ProductPower`` it asks ``g_BB`` to be parallel to ``F_BB`` where stationarity
+asks it to be parallel to ``F_RF^H F_RF F_BB``), and the residual test stops short of the optimum.
+Complex variables are pairs of reals: the inner product is ``<a, b> = Re sum conj(a) b`` and the gradient
+is torch's ``dL/dRe + i dL/dIm``, the steepest-ascent direction in that inner product.
 
 Scaled coordinates. Each variable ``x_v`` is written ``x_v = c_v z_v`` with ``c_v`` the RMS entry magnitude
 of the start point (1 if it is zero), and SPG runs on ``z``. A scalar per variable does not change what a
@@ -85,7 +91,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from wbench import Box, Param, PowerBall, Problem, RunContext, Simplex, Solution, Solver
+from wbench import (BlockPowerBall, Box, Param, PowerBall, Problem, RunContext, Simplex, Solution, Solver,
+                    Unconstrained)
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +100,7 @@ if TYPE_CHECKING:
 Vars = dict[str, np.ndarray]
 
 #: Sets on which the segment between two feasible points stays feasible (SPG2's search path).
-CONVEX_SETS: tuple[type, ...] = (PowerBall, Box, Simplex)
+CONVEX_SETS: tuple[type, ...] = (PowerBall, BlockPowerBall, Box, Simplex, Unconstrained)
 
 GAMMA = 1e-4  # sufficient-decrease constant of the Armijo test (Birgin et al.)
 SIGMA1, SIGMA2 = 0.1, 0.9  # safeguards of the quadratic interpolation (Birgin et al.)
@@ -137,9 +144,10 @@ def to_torch(x: Mapping[str, np.ndarray], requires_grad: bool = False) -> dict[s
 class ScaledProblem:
     """The merit ``f(z) = loss_torch(c z)``, its gradient and the projections, in scaled coordinates."""
 
-    def __init__(self, problem: Problem, scale: Mapping[str, float]) -> None:
+    def __init__(self, problem: Problem, scale: Mapping[str, float], weight: float | None = None) -> None:
         self.problem = problem
         self.scale = dict(scale)
+        self.weight = weight
         self.names = tuple(problem.variables)
         self.convex = {k: isinstance(problem.variables[k].constraint, CONVEX_SETS) for k in self.names}
         self.evaluations = 0
@@ -171,7 +179,7 @@ class ScaledProblem:
         self.evaluations += 1
         xt = to_torch(self.to_x(z), requires_grad=True)
         with torch.enable_grad():
-            loss = self.problem.loss_torch(xt)
+            loss = self.problem.penalised_loss_torch(xt, self.weight)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise TypeError("loss_torch must return a scalar torch tensor")
         value = float(loss.detach().real.reshape(()))
@@ -344,6 +352,14 @@ def _check_init(text: str | None) -> str | None:
     return None if text is None or (str(text).strip() and str(text).strip() == str(text)) else "expected a name"
 
 
+def _nonneg(text: Any) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value >= 0
+
+
 def has_torch_loss(problem: Problem) -> bool:
     """Whether the problem's class implements ``loss_torch`` (the base class only raises)."""
     return type(problem).loss_torch is not Problem.loss_torch
@@ -377,14 +393,26 @@ class Spg(Solver):
         "blocks": Param(False, "one spectral step per variable (block-scalar metric) instead of one for all"),
         "starts": Param(1, "starts: the first from init, the others random feasible points from ctx.rng; "
                         "best kept", min=1),
+        "constraint_penalty": Param(None, "weight of sum relu(-c)^2 over the scenario's constraints c >= 0 in "
+                                    "the merit (default: the problem's own)", nullable=True,
+                                    check=lambda v: None if v is None or _nonneg(v) else "must be a "
+                                    "non-negative number"),
     }
     budget_options = ("max_iter", "tol", "starts")
 
     def supports_problem(self, problem: Problem) -> bool:
-        return has_torch_loss(problem)
+        return self.declines(problem, {}) is None
 
     def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
-        return None if has_torch_loss(problem) else "the problem has no differentiable loss_torch"
+        if not has_torch_loss(problem):
+            return "the problem has no differentiable loss_torch"
+        if problem.joint:
+            return (f"joint constraint {problem.joint[0].describe()}: its rescaling is not the Euclidean "
+                    f"projection onto the coupled set, so SPG's fixed points need not be stationary")
+        if problem.has_constraints and not problem.has_constraints_torch:
+            if problem.constraints(problem.random_feasible(np.random.default_rng(0))):
+                return "the scenario's constraints have no torch form (constraints_torch) for the merit"
+        return None
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
@@ -405,7 +433,8 @@ class Spg(Solver):
                 x0 = problem.random_feasible(ctx.rng)
             x0 = {k: np.asarray(x0[k], dtype=var.dtype) for k, var in problem.variables.items()}
             x0 = problem.project(x0)
-            sp = ScaledProblem(problem, {k: variable_scale(v) for k, v in x0.items()})
+            weight = None if opts["constraint_penalty"] is None else float(opts["constraint_penalty"])
+            sp = ScaledProblem(problem, {k: variable_scale(v) for k, v in x0.items()}, weight)
             res = spg_run(sp, sp.to_z(x0), tracker, ctx, opts["max_iter"], opts["tol"], opts["memory"],
                           opts["blocks"])
             results.append(res)

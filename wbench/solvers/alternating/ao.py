@@ -7,10 +7,11 @@ IEEE TWC 22(4), 2023 (seed 000 ref. [50]), for single-, group- and fully-connect
 from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer step* is
 
 (a) ``P`` step: ``wmmse_iter`` WMMSE sweeps (Shi et al. 2011, :func:`wbench.solvers.wmmse.wmmse_stack`)
-    on the MU-MISO problem over the effective channel ``h_k^H Phi G`` (``problem.miso_view``), warm-started
-    from the current ``P``, then scaled onto the power sphere. A WMMSE sweep from a feasible point never
-    lowers the sum rate, and neither does the scaling (every SINR increases with a common scale of ``P``);
-    without it, a sweep that ends inside the ball (multiplier 0) returns to the sphere only slowly.
+    on the MU-MISO problem over the effective channel ``h_k^H Phi G`` (``problem.precoding_view``),
+    warm-started from the current ``P``, then scaled onto the power sphere. A WMMSE sweep from a feasible
+    point never lowers the sum rate, and neither does the scaling (every SINR increases with a common scale
+    of ``P``); without it, a sweep that ends inside the ball (multiplier 0) returns to the sphere only
+    slowly.
 (b) ``Phi`` step: Riemannian conjugate gradient (Absil, Mahony, Sepulchre, *Optimization Algorithms on
     Matrix Manifolds*, Princeton 2008, section 8.3 and 4.2; pymanopt's Hestenes-Stiefel CG with a
     backtracking Armijo line search) on the negative sum rate with ``P`` fixed (``problem.loss_torch``,
@@ -46,6 +47,10 @@ global optimization of beyond diagonal reconfigurable intelligent surfaces", IEE
 ``P ||h||^2 sigma_max(G)^2`` for a fully-connected BD-RIS (with or without reciprocity) and
 ``P (sum_b |h_b| |g_b|)^2`` for a diagonal RIS with one BS antenna.
 
+The variables are found by role (``precoder`` and ``scattering``, exactly those two), not by name, so the
+solver applies to any problem of that shape with a linear-precoding view (with per-block budgets on the
+precoder the WMMSE step uses them, and the scaling onto the sphere in (a) is skipped).
+
 The returned point is projected onto the sets once more (``problem.project``): the iterates are on them up
 to round-off already (WMMSE ends on the power sphere, pymanopt's retractions stay on the manifolds), so
 this moves them by round-off only. All randomness is ``init=random`` drawn from ``ctx.rng``; pymanopt
@@ -65,7 +70,7 @@ from ...linalg import symmetric_unitary, takagi_factor
 from ...params import Param, ParamError
 from ...problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
 from ...solver import RunContext, Solution, Solver
-from ..wmmse.wmmse import wmmse_stack
+from ..wmmse.wmmse import view_arrays, wmmse_stack
 
 __all__ = ["Ao"]
 
@@ -142,10 +147,12 @@ class PhiChart:
 
 class _PhiObjective:
     """Loss and Euclidean gradient in the ``Phi`` point at a fixed ``P`` (cached per point), with the best
-    point of the current ``Phi`` step."""
+    point of the current ``Phi`` step. ``names`` are the problem's (precoder, scattering) variables."""
 
-    def __init__(self, problem: Problem, chart: PhiChart, ctx: RunContext) -> None:
+    def __init__(self, problem: Problem, chart: PhiChart, ctx: RunContext,
+                 names: tuple[str, str] | None = None) -> None:
         self.problem, self.chart, self.ctx = problem, chart, ctx
+        self.names = _roles(problem) if names is None else names
         self.P: Any = None
         self._key: bytes | None = None
         self._value: tuple[float, np.ndarray] | None = None
@@ -168,7 +175,8 @@ class _PhiObjective:
             if self.ctx.expired():
                 raise _OutOfTime
             pt = torch.as_tensor(point.astype(np.complex128)).clone().requires_grad_(True)
-            loss = self.problem.loss_torch({"P": self.P, "Phi": self.chart.to_phi_torch(pt)})
+            precoder, scattering = self.names
+            loss = self.problem.loss_torch({precoder: self.P, scattering: self.chart.to_phi_torch(pt)})
             (grad,) = torch.autograd.grad(loss, [pt])
             value = float(loss.detach())
             self._key, self._value = key, (value, grad.detach().numpy())
@@ -201,7 +209,7 @@ class Ao(Solver):
     version = "1"
     description = "alternating optimisation: WMMSE precoder, Riemannian CG scattering matrix (bdris)"
     tags = frozenset({"conventional"})
-    scenarios = ("bdris",)
+    scenarios = None
     uses_torch = True
     options = {
         "max_outer": Param(500, "outer (P step + Phi step) iterations at most", min=1),
@@ -219,13 +227,22 @@ class Ao(Solver):
     budget_options = ("max_outer", "tol", "wmmse_iter", "cg_iter", "warm")
 
     def supports_problem(self, problem: Problem) -> bool:
-        if not problem.has_miso_view or set(problem.variables) != {"P", "Phi"}:
-            return False
+        return self.declines(problem, {}) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        """Applies to a problem of exactly a precoder and a scattering matrix (by role) with a
+        linear-precoding view and a manifold for the scattering matrix."""
         try:
-            PhiChart(problem.variables["Phi"])
-        except ValueError:
-            return False
-        return True
+            names = _roles(problem)
+        except ValueError as exc:
+            return str(exc)
+        if not problem.has_precoding_view:
+            return "the problem has no linear-precoding view"
+        try:
+            PhiChart(problem.variables[names[1]])
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
@@ -253,14 +270,23 @@ class Ao(Solver):
         return Solution(x=x, iterations=step0 + phase.steps, info=info)
 
 
+def _roles(problem: Problem) -> tuple[str, str]:
+    """The (precoder, scattering) variable names, or ValueError when the problem is not just those two."""
+    precoder, scattering = problem.role_variable("precoder"), problem.role_variable("scattering")
+    if precoder is None or scattering is None or set(problem.variables) != {precoder, scattering}:
+        raise ValueError("ao needs exactly two variables, with the roles precoder and scattering")
+    return precoder, scattering
+
+
 def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunContext, step0: int,
                embed: Callable[[Vars], Vars] | None) -> _Phase:
     """The outer loop on one problem from ``x0``; checkpoints (through ``embed``) numbered from ``step0``."""
     import pymanopt
     from pymanopt.optimizers.line_search import BackTrackingLineSearcher
 
-    chart = PhiChart(problem.variables["Phi"])
-    objective = _PhiObjective(problem, chart, ctx)
+    pname, sname = _roles(problem)
+    chart = PhiChart(problem.variables[sname])
+    objective = _PhiObjective(problem, chart, ctx, (pname, sname))
     manifold = chart.manifold()
     decorate = pymanopt.function.numpy(manifold)
 
@@ -275,9 +301,9 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
     emb = embed or (lambda x: x)
     stop = ctx.expired if ctx.budget_seconds is not None else None
 
-    P = np.array(x0["P"], dtype=np.complex128)
-    point = chart.to_point(x0["Phi"])
-    x = {"P": P, "Phi": chart.to_phi(point)}
+    P = np.array(x0[pname], dtype=np.complex128)
+    point = chart.to_point(x0[sname])
+    x = {pname: P, sname: chart.to_phi(point)}
     u_prev = problem.utility(x)
     best_u, best_x = u_prev, x
     rates = [u_prev]
@@ -288,16 +314,19 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
             stopping = "budget spent"
             break
         # (a) precoder: a few WMMSE sweeps on the effective channel, from the current P
-        view = problem.miso_view(x)
-        V, _, its = wmmse_stack(view.H[None], np.asarray(view.weights, float)[None],
-                                np.array([float(view.power)]), np.array([float(view.sigma2)]),
-                                P[None], opts["wmmse_iter"], 0.0, stop=stop)
-        P, wmmse_its = V[0], wmmse_its + int(its[0])
+        view = problem.precoding_view(x)
+        arrays = view_arrays([view])
+        V, _, its = wmmse_stack(arrays["H"], arrays["alpha"], arrays["power"], arrays["sigma2"],
+                                view.start(x)[None], opts["wmmse_iter"], 0.0, stop=stop,
+                                budgets=arrays.get("budgets"), block_index=arrays.get("block_index"))
+        P, wmmse_its = view.embed(x, V[0])[pname], wmmse_its + int(its[0])
         # A WMMSE sweep may end inside the power ball (mu = 0), from where it creeps back to the sphere by
         # about 1 / ||h||^2 per sweep at high SNR. Every SINR increases with a common scale of P, so
-        # scaling onto the sphere never lowers the sum rate and removes that crawl.
+        # scaling onto the sphere never lowers the sum rate and removes that crawl. (With several blocks
+        # or fixed streams a common scale is not free, and the per-block V step ends on the spheres of its
+        # active blocks anyway: no scaling then.)
         norm2 = float(np.sum(P.real**2 + P.imag**2))
-        if norm2 > 0:
+        if norm2 > 0 and view.simple:
             P = P * np.sqrt(float(view.power) / norm2)
         # (b) scattering matrix: Riemannian CG at fixed P, from the current point
         objective.start(P)
@@ -322,7 +351,7 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
             out_of_time = True
         if objective.best_point is not None:  # the lowest loss seen in this step (the start included)
             point = objective.best_point
-        x = {"P": P, "Phi": chart.to_phi(point)}
+        x = {pname: P, sname: chart.to_phi(point)}
         u = problem.utility(x)
         rates.append(u)
         steps = t

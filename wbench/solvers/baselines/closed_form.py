@@ -23,6 +23,11 @@ class ClosedForm(Solver):
     def supports_problem(self, problem: Problem) -> bool:
         return problem.closed_form_optimum() is not None
 
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        if problem.closed_form_optimum() is None:
+            return "no closed-form optimum for these parameters"
+        return None
+
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         value = problem.closed_form_optimum()
         if value is None:

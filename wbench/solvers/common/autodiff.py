@@ -11,7 +11,7 @@ Import this module only inside a solver's ``solve``: torch stays optional for no
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -52,17 +52,27 @@ def to_numpy(x: Mapping[str, torch.Tensor]) -> Vars:
 
 def project(problem: Problem, x: Mapping[str, torch.Tensor], names: Iterable[str] | None = None
             ) -> dict[str, torch.Tensor]:
-    """Project the named variables (default: all) onto their sets, differentiably; others pass through."""
+    """Project the named variables (default: all) onto their sets, differentiably; others pass through.
+    The joint constraints whose rescaled variable is among them are applied after (in problem order)."""
     names = set(problem.variables if names is None else names)
-    return {k: problem.variables[k].constraint.project_torch(v) if k in names else v for k, v in x.items()}
+    out = {k: problem.variables[k].constraint.project_torch(v) if k in names else v for k, v in x.items()}
+    for j in problem.joint:
+        if j.rescaled in names:
+            out = j.project_torch(out)
+    return out
 
 
 def penalised_loss(problem: Problem, x: Mapping[str, torch.Tensor], penalised: Iterable[str] = (),
-                   weight: float = 0.0) -> torch.Tensor:
-    """``loss_torch(x) + weight * sum(set penalties)`` over the variables a solver does not project."""
-    loss = problem.loss_torch(x)
+                   weight: float = 0.0, joint: Iterable[Any] = (), constraint_weight: float | None = None
+                   ) -> torch.Tensor:
+    """The loss of penalty solvers: ``problem.penalised_loss_torch(x, constraint_weight)`` (the scenario's
+    loss plus its constraints' penalty, if any) ``+ weight *`` the set penalties of the variables a solver
+    does not project and the penalties of the joint constraints it does not apply."""
+    loss = problem.penalised_loss_torch(x, constraint_weight)
     for name in penalised:
         loss = loss + weight * problem.variables[name].constraint.penalty_torch(x[name])
+    for j in joint:
+        loss = loss + weight * j.penalty_torch(x)
     return loss
 
 

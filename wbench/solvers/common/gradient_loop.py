@@ -8,8 +8,15 @@ through ``Omega``, the projection onto their constraint set (seed 000, eq. (11) 
 
 What this module owns, so that neither solver repeats it:
 
-* the options both share (``iters``, ``init``, ``project``, ``penalty``, ``final_project``, ``warm``,
-  ``warm_iters``) and their resolution against a concrete problem (:func:`prepare`);
+* the options both share (``iters``, ``init``, ``project``, ``penalty``, ``constraint_penalty``,
+  ``final_project``, ``warm``, ``warm_iters``) and their resolution against a concrete problem
+  (:func:`prepare`); ``project`` accepts variable names and roles (``project=precoder``);
+* the new constraint kinds: a joint constraint (:class:`~wbench.problem.JointConstraint`, e.g. the hybrid
+  precoder's power) is applied after the variable sets when the variable it rescales is projected, and
+  penalised (``penalty``) otherwise; the scenario's own constraints enter through
+  :meth:`~wbench.problem.Problem.penalised_loss_torch` with weight ``constraint_penalty`` (default the
+  problem's :attr:`~wbench.problem.Problem.constraint_penalty`); :func:`declines` says when a problem
+  cannot be run (a projected set without a torch projection, constraints without a torch form);
 * the warm-start stage (:func:`solve_staged`): with ``warm=NAME`` and a problem whose
   :meth:`~wbench.problem.Problem.warm_start` offers that stage (``diagonal`` for a BD-RIS), the solver
   first runs ``warm_iters`` iterations on the simpler problem, with every variable projected and the other
@@ -36,6 +43,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import numpy as np
+
 from ...params import Param
 from ...problem import Problem, Vars
 from ...solver import RunContext, Solution
@@ -50,6 +59,21 @@ Step = Callable[[], tuple[Mapping[str, "torch.Tensor"], "torch.Tensor"]]
 
 #: Default weight of the set penalties of unprojected variables (see :func:`loop_options`).
 DEFAULT_PENALTY = 10.0
+
+
+def check_weight(text: str | None) -> str | None:
+    """A non-negative finite number (or none)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return f"cannot read {text!r} as a number"
+    return None if math.isfinite(value) and value >= 0 else "must be a non-negative number"
+
+
+def weight_option(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_project(text: str | None) -> str | None:
@@ -72,8 +96,8 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
         ),
         "project": Param(
             "all",
-            "variables projected onto their sets after every update: 'all', 'none' or names separated by ';' "
-            "(the others are penalised)",
+            "variables projected onto their sets after every update: 'all', 'none' or names or roles "
+            "(e.g. precoder) separated by ';' (the others are penalised)",
             check=_check_project,
             nullable=True,
         ),
@@ -81,6 +105,11 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
             DEFAULT_PENALTY,
             "weight of the set penalty (e.g. ||X^H X - I||_F^2, seed 000 eq. (33)) of unprojected variables",
             min=0.0,
+        ),
+        "constraint_penalty": Param(
+            None,
+            "weight of sum relu(-c)^2 over the scenario's constraints c >= 0 (default: the problem's own)",
+            nullable=True, check=check_weight,
         ),
         "final_project": Param(False, "project every variable onto its set before returning"),
         "warm": Param("none", "none, or the name of a warm-start stage of the problem (e.g. diagonal: a "
@@ -94,19 +123,39 @@ def _check_warm(text: str) -> str | None:
 
 
 def projected_names(problem: Problem, spec: str | None) -> tuple[str, ...]:
-    """Variables named by the ``project`` option (``all``, ``none`` or ``a;b``), in problem order."""
+    """Variables named by the ``project`` option (``all``, ``none`` or names / roles ``a;b``), in problem
+    order (a role stands for every variable that declares it)."""
     text = "none" if spec is None else spec.strip()
     if text.lower() == "all":
         return tuple(problem.variables)
     if text.lower() == "none":
         return ()
-    names = [n.strip() for n in text.split(";") if n.strip()]
-    unknown = sorted(set(names) - set(problem.variables))
-    if unknown:
-        raise ValueError(
-            f"project: unknown variable(s) {', '.join(unknown)}; valid: {', '.join(problem.variables)}"
-        )
+    names: set[str] = set()
+    for token in (n.strip() for n in text.split(";") if n.strip()):
+        try:
+            names.update(problem.resolve_names(token))
+        except ValueError as exc:
+            raise ValueError(f"project: {exc}") from None
     return tuple(n for n in problem.variables if n in names)
+
+
+def declines(problem: Problem, opts: Mapping[str, Any]) -> str | None:
+    """Why a gradient solver with these options cannot run on ``problem`` (``None``: it can)."""
+    from ...problem import ConstraintSet
+
+    try:
+        projected = projected_names(problem, opts.get("project", "all"))
+    except ValueError as exc:
+        return str(exc)
+    for name in projected:
+        c = problem.variables[name].constraint
+        if type(c).project_torch is ConstraintSet.project_torch:
+            return f"{name}: {c.describe()} has no torch projection"
+    if problem.has_constraints and not problem.has_constraints_torch:
+        probe = problem.random_feasible(np.random.default_rng(0))
+        if problem.constraints(probe):
+            return "the scenario's constraints have no torch form (constraints_torch) to penalise"
+    return None
 
 
 def rms(t: "torch.Tensor") -> float:
@@ -153,18 +202,31 @@ class Setup:
     penalty: float
     info: dict[str, Any] = field(default_factory=dict)
     stage: Stage = field(default_factory=Stage)
+    #: Joint constraints applied after the sets (their rescaled variable is projected) / penalised.
+    joint_projected: tuple[Any, ...] = ()
+    joint_penalised: tuple[Any, ...] = ()
+    #: Weight of the scenario-constraint penalty (``None``: the problem's default).
+    constraint_penalty: float | None = None
 
     def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
-        """The meta-loss: ``loss_torch(x) + penalty * sum of set penalties of unprojected variables``."""
+        """The meta-loss: ``penalised_loss_torch(x)`` (scenario constraints) ``+ penalty *`` the set
+        penalties of unprojected variables and of the joint constraints not applied."""
         from . import autodiff
 
-        return autodiff.penalised_loss(self.problem, x, self.penalised, self.penalty)
+        return autodiff.penalised_loss(self.problem, x, self.penalised, self.penalty, self.joint_penalised,
+                                       self.constraint_penalty)
 
     def omega(self, name: str, value: "torch.Tensor") -> "torch.Tensor":
         """``Omega``: projection onto the set for projected variables, identity for the others."""
         if name in self.projected:
             return self.problem.variables[name].constraint.project_torch(value)
         return value
+
+    def joint(self, x: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """The joint constraints whose rescaled variable is projected, applied after ``omega``."""
+        for j in self.joint_projected:
+            x = j.project_torch(x)
+        return x
 
 
 def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: Stage | None = None) -> Setup:
@@ -178,7 +240,11 @@ def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: S
     x0_np = problem.initial(opts["init"], ctx.rng) if stage.x0 is None else stage.x0
     x0 = autodiff.to_torch(problem, x0_np, device)
     penalised = tuple(n for n in problem.variables if n not in projected)
-    return Setup(problem, device, x0, projected, penalised, float(opts["penalty"]), stage=stage)
+    joint_projected = tuple(j for j in problem.joint if j.rescaled in projected)
+    joint_penalised = tuple(j for j in problem.joint if j.rescaled not in projected)
+    return Setup(problem, device, x0, projected, penalised, float(opts["penalty"]), stage=stage,
+                 joint_projected=joint_projected, joint_penalised=joint_penalised,
+                 constraint_penalty=weight_option(opts.get("constraint_penalty")))
 
 
 #: One stage of a solver: ``(problem, options, stage) -> Solution`` (see :func:`solve_staged`).

@@ -16,6 +16,10 @@ constraint set                              manifold
                                             real variable), kept in the variable's own shape. A small
                                             complex sphere rather than pymanopt's real ``Sphere`` on the
                                             stacked real/imaginary parts: no packing, and the same metric.
+``BlockPowerBall(budgets, full=True)``      :class:`BlockSphere`: a product of spheres, block ``b`` of
+                                            radius ``sqrt(budget_b)``, kept in the variable's own shape.
+``Unconstrained``                           :class:`Flat`: the whole space ``C^n`` (``R^n``), metric
+                                            ``Re <a, b>``, retraction ``x + v``.
 ``UnitModulus`` (complex)                   pymanopt's ``ComplexCircle`` on the flattened variable (it is
                                             correct as shipped).
 ``Unitary(symmetric=False)`` (complex)      :class:`UnitaryGroup`, pymanopt's ``UnitaryGroup`` fixed (below).
@@ -25,7 +29,9 @@ constraint set                              manifold
 anything else                               no mapping: :func:`unsupported_reason` says why, and the solver
                                             declines (symmetric unitary, ``Box``, ``Simplex``, a power ball
                                             with ``full=False``, real unit-modulus or unitary variables,
-                                            problems with scenario ``constraints``).
+                                            problems with scenario ``constraints``, joint constraints such
+                                            as ``ProductPower``: their set is not a product of the
+                                            variables' manifolds).
 ==========================================  ==================================================================
 
 The fix of ``pymanopt.manifolds.UnitaryGroup`` (2.2.1; DESIGN.md, "Known pitfalls"): tangent vectors at
@@ -49,7 +55,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ...problem import BlockUnitary, PowerBall, Problem, Unitary, UnitModulus, Variable, Vars
+from ...problem import (BlockPowerBall, BlockUnitary, PowerBall, Problem, Unconstrained, Unitary, UnitModulus,
+                       Variable, Vars)
 
 if TYPE_CHECKING:  # pymanopt is imported lazily (inside the solver) so that `wbench list` stays light
     from pymanopt.manifolds.manifold import Manifold
@@ -148,12 +155,133 @@ def _classes() -> tuple[type, type]:
         random_point = _no_random
         random_tangent_vector = _no_random
 
+    class BlockSphere(RiemannianSubmanifold):
+        """``{x : ||x_b||_F = radius_b for every block b}`` (blocks of indices along ``axis``), a product of
+        spheres in ``C^shape`` (or ``R^shape``), metric ``Re <a, b>``; every operation is the sphere's,
+        block by block."""
+
+        def __init__(self, shape: tuple[int, ...], radii: Sequence[float], sizes: Sequence[int], axis: int,
+                     complex_: bool = True) -> None:
+            self._shape = tuple(shape)
+            self._complex = complex_
+            self._axis = axis % len(self._shape)
+            index = np.repeat(np.arange(len(sizes)), sizes)
+            view = [1] * len(self._shape)
+            view[self._axis] = -1
+            self._index = np.broadcast_to(index.reshape(view), self._shape)
+            self._radii = np.asarray(radii, dtype=float)
+            self._nb = len(sizes)
+            n = int(np.prod(self._shape))
+            kind = "C" if complex_ else "R"
+            super().__init__(f"{self._nb} spheres on blocks of {kind}^{self._shape}",
+                             (2 * n if complex_ else n) - self._nb)
+
+        def _sums(self, values: np.ndarray) -> np.ndarray:
+            return np.bincount(self._index.ravel(), weights=np.ravel(values), minlength=self._nb)
+
+        def _spread(self, per_block: np.ndarray) -> np.ndarray:
+            return per_block[self._index]
+
+        @property
+        def typical_dist(self) -> float:
+            return float(np.pi * np.sqrt(np.sum(self._radii**2)))
+
+        def inner_product(self, point: np.ndarray, tangent_vector_a: np.ndarray,
+                          tangent_vector_b: np.ndarray) -> float:
+            return float(np.real(np.vdot(tangent_vector_a, tangent_vector_b)))
+
+        def norm(self, point: np.ndarray, tangent_vector: np.ndarray) -> float:
+            return float(np.linalg.norm(tangent_vector))
+
+        def projection(self, point: np.ndarray, vector: np.ndarray) -> np.ndarray:
+            radial = self._sums(np.real(np.conj(point) * vector)) / self._radii**2
+            return vector - self._spread(radial) * point
+
+        to_tangent_space = projection
+
+        def weingarten(self, point: np.ndarray, tangent_vector: np.ndarray,
+                       normal_vector: np.ndarray) -> np.ndarray:
+            radial = self._sums(np.real(np.conj(point) * normal_vector)) / self._radii**2
+            return -self._spread(radial) * tangent_vector
+
+        def retraction(self, point: np.ndarray, tangent_vector: np.ndarray) -> np.ndarray:
+            y = point + tangent_vector
+            norms = np.sqrt(self._sums(np.abs(y) ** 2))
+            return y * self._spread(self._radii / norms)
+
+        def exp(self, point: np.ndarray, tangent_vector: np.ndarray) -> np.ndarray:
+            t = np.sqrt(self._sums(np.abs(tangent_vector) ** 2)) / self._radii
+            return point * self._spread(np.cos(t)) + tangent_vector * self._spread(np.sinc(t / np.pi))
+
+        def dist(self, point_a: np.ndarray, point_b: np.ndarray) -> float:
+            c = self._sums(np.real(np.conj(point_a) * point_b)) / self._radii**2
+            return float(np.linalg.norm(self._radii * np.arccos(np.clip(c, -1.0, 1.0))))
+
+        def transport(self, point_a: np.ndarray, point_b: np.ndarray,
+                      tangent_vector_a: np.ndarray) -> np.ndarray:
+            return self.projection(point_b, tangent_vector_a)
+
+        def zero_vector(self, point: np.ndarray) -> np.ndarray:
+            return np.zeros(self._shape, dtype=np.complex128 if self._complex else np.float64)
+
+        random_point = _no_random
+        random_tangent_vector = _no_random
+
+    class Flat(RiemannianSubmanifold):
+        """The whole space ``C^shape`` (or ``R^shape``) with the metric ``Re <a, b>``."""
+
+        def __init__(self, shape: tuple[int, ...], complex_: bool = True) -> None:
+            self._shape = tuple(shape)
+            self._complex = complex_
+            n = int(np.prod(self._shape))
+            super().__init__(f"{'C' if complex_ else 'R'}^{self._shape}", 2 * n if complex_ else n)
+
+        @property
+        def typical_dist(self) -> float:
+            return float(np.sqrt(np.prod(self._shape)))
+
+        def inner_product(self, point: np.ndarray, tangent_vector_a: np.ndarray,
+                          tangent_vector_b: np.ndarray) -> float:
+            return float(np.real(np.vdot(tangent_vector_a, tangent_vector_b)))
+
+        def norm(self, point: np.ndarray, tangent_vector: np.ndarray) -> float:
+            return float(np.linalg.norm(tangent_vector))
+
+        def projection(self, point: np.ndarray, vector: np.ndarray) -> np.ndarray:
+            return np.asarray(vector)
+
+        to_tangent_space = projection
+
+        def weingarten(self, point: np.ndarray, tangent_vector: np.ndarray,
+                       normal_vector: np.ndarray) -> np.ndarray:
+            return np.zeros_like(tangent_vector)
+
+        def retraction(self, point: np.ndarray, tangent_vector: np.ndarray) -> np.ndarray:
+            return point + tangent_vector
+
+        exp = retraction
+
+        def dist(self, point_a: np.ndarray, point_b: np.ndarray) -> float:
+            return float(np.linalg.norm(point_a - point_b))
+
+        def transport(self, point_a: np.ndarray, point_b: np.ndarray,
+                      tangent_vector_a: np.ndarray) -> np.ndarray:
+            return np.asarray(tangent_vector_a)
+
+        def zero_vector(self, point: np.ndarray) -> np.ndarray:
+            return np.zeros(self._shape, dtype=np.complex128 if self._complex else np.float64)
+
+        random_point = _no_random
+        random_tangent_vector = _no_random
+
     _UNITARY, _SPHERE = FixedUnitaryGroup, Sphere
+    _EXTRA["block_sphere"], _EXTRA["flat"] = BlockSphere, Flat
     return _UNITARY, _SPHERE
 
 
 _UNITARY: Any = None
 _SPHERE: Any = None
+_EXTRA: dict[str, Any] = {}
 _PRODUCT: Any = None
 
 
@@ -186,6 +314,19 @@ def Sphere(shape: Sequence[int], radius: float, complex_: bool = True) -> "Manif
     return _classes()[1](tuple(shape), radius, complex_)
 
 
+def BlockSphere(shape: Sequence[int], radii: Sequence[float], sizes: Sequence[int], axis: int = 0,
+                complex_: bool = True) -> "Manifold":
+    """One sphere per block of indices along ``axis`` (the full-power set of :class:`BlockPowerBall`)."""
+    _classes()
+    return _EXTRA["block_sphere"](tuple(shape), radii, sizes, axis, complex_)
+
+
+def Flat(shape: Sequence[int], complex_: bool = True) -> "Manifold":
+    """The whole space (an :class:`~wbench.problem.Unconstrained` variable)."""
+    _classes()
+    return _EXTRA["flat"](tuple(shape), complex_)
+
+
 # -- mapping constraint sets to manifold factors -----------------------------------------------------
 @dataclass(frozen=True)
 class Factor:
@@ -196,14 +337,20 @@ class Factor:
     """
 
     name: str
-    kind: str  # "sphere", "circle", "unitary" or "block"
+    kind: str  # "sphere", "blocksphere", "flat", "circle", "unitary" or "block"
     shape: tuple[int, ...]
     size: float = 0.0  # sphere radius, or block size for "block"
     complex: bool = True
+    blocks: Any = None  # the BlockPowerBall of a "blocksphere"
 
     def manifold(self) -> "Manifold":
         if self.kind == "sphere":
             return Sphere(self.shape, self.size, self.complex)
+        if self.kind == "blocksphere":
+            c = self.blocks
+            return BlockSphere(self.shape, np.sqrt(c.budgets), c.sizes, c.axis, self.complex)
+        if self.kind == "flat":
+            return Flat(self.shape, self.complex)
         if self.kind == "circle":
             from pymanopt.manifolds import ComplexCircle
 
@@ -248,6 +395,16 @@ def _factor(name: str, var: Variable) -> Factor | str:
         if not float(budget) > 0:
             return f"{name}: power budget must be positive"
         return Factor(name, "sphere", shape, float(np.sqrt(float(budget))), var.complex)
+    if isinstance(c, BlockPowerBall):
+        if not c.full:
+            return f"{name}: block power budgets with full=False (optima need not be on the spheres)"
+        try:
+            c._check(shape)
+        except ValueError as exc:
+            return f"{name}: {exc}"
+        return Factor(name, "blocksphere", shape, 0.0, var.complex, c)
+    if isinstance(c, Unconstrained):
+        return Factor(name, "flat", shape, 0.0, var.complex)
     if isinstance(c, UnitModulus):
         if not var.complex:
             return f"{name}: real unit-modulus entries (+-1) are not a manifold to descend on"
@@ -282,6 +439,9 @@ def unsupported_reason(problem: Problem) -> str | None:
         f = _factor(name, var)
         if isinstance(f, str):
             return f
+    if problem.joint:
+        return (f"joint constraint {problem.joint[0].describe()} couples variables: its set is not a product "
+                f"of the variables' manifolds")
     if _has_scenario_constraints(problem):
         return "scenario constraints beyond the variable sets"
     return None

@@ -11,7 +11,9 @@ pairs of reals) updates the variables themselves,
 and the best iterate by meta-loss is kept (as the meta-learner does).
 
 The projection enters the loss as in ``metaopt``: Adam moves a free point ``z`` and the iterate is
-``X = Omega(z)``, with ``L(Omega(z))`` differentiated through ``Omega``. Projecting after an Adam step
+``X = Omega(z)``, with ``L(Omega(z))`` differentiated through ``Omega`` (which also applies the problem's
+joint constraints, e.g. rescales a hybrid precoder's digital part, when that variable is projected; the
+scenario's own constraints are penalised, see :mod:`wbench.solvers.common.gradient_loop`). Projecting after an Adam step
 and differentiating ``L`` at the projected point instead stalls short of stationary points (Adam's
 per-coordinate scaling turns the radial gradient at the power-ball boundary into a tangential drift that
 the projection does not undo): measured on single-user ``miso``, 1e-3 relative error instead of 1e-14.
@@ -54,6 +56,12 @@ class Adam(Solver):
     }
     budget_options = ("iters",)
 
+    def supports_problem(self, problem: Problem) -> bool:
+        return gl.declines(problem, self.resolve_options({})) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        return gl.declines(problem, self.resolve_options(options))
+
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
         return gl.solve_staged(problem, opts, lambda prob, o, stage: self._solve(prob, o, ctx, stage))
@@ -67,7 +75,7 @@ class Adam(Solver):
         opt = gl.make_adam([{"params": [z[k]], "lr": lrs[k]} for k in z])
 
         def iterate() -> dict[str, torch.Tensor]:
-            return {k: setup.omega(k, v) for k, v in z.items()}
+            return setup.joint({k: setup.omega(k, v) for k, v in z.items()})
 
         # The loss of the current iterate is computed once and reused: its value is the meta-loss of the
         # point the previous update produced, its backward drives the next update.

@@ -81,7 +81,7 @@ def parse_activations(text: str) -> tuple[str, ...]:
 
 
 def parse_lr_by_var(text: str) -> dict[str, float]:
-    """``Phi:1e-4;P:1e-3`` -> ``{"Phi": 1e-4, "P": 1e-3}``."""
+    """``Phi:1e-4;P:1e-3`` -> ``{"Phi": 1e-4, "P": 1e-3}`` (keys are variable names or roles)."""
     out: dict[str, float] = {}
     for part in (p.strip() for p in str(text).split(";")):
         if not part:
@@ -91,6 +91,20 @@ def parse_lr_by_var(text: str) -> dict[str, float]:
         if not sep or not name.strip() or not (math.isfinite(lr) and lr >= 0):
             raise ValueError(part)
         out[name.strip()] = lr
+    return out
+
+
+def _lr_names(problem: Problem, by_key: Mapping[str, float]) -> dict[str, float]:
+    """Per-variable rates from ``lr_by_var`` keys that are variable names or roles (a name wins)."""
+    out: dict[str, float] = {}
+    for key, lr in by_key.items():
+        try:
+            names = problem.resolve_names(key)
+        except ValueError as exc:
+            raise ValueError(f"lr_by_var: {exc}") from None
+        for name in names:
+            if key == name or name not in out:
+                out[name] = lr
     return out
 
 
@@ -120,7 +134,8 @@ class MetaOpt(Solver):
         "activations": Param("sigmoid-tanh-tanh", f"one activation per hidden layer ({', '.join(ACTIVATIONS)})",
                              check=_check(parse_activations, "activations like sigmoid-tanh-tanh")),
         "lr": Param(1e-3, "Adam learning rate of every network (beta in eq. (12))", min=0.0),
-        "lr_by_var": Param("", "per-variable Adam rates overriding lr, e.g. Phi:1e-4;P:1e-3",
+        "lr_by_var": Param("", "per-variable Adam rates overriding lr, by variable name or role, e.g. "
+                           "Phi:1e-4;P:1e-3 or scattering:1e-4;precoder:1e-3",
                            check=_check(parse_lr_by_var, "name:rate pairs separated by ';'")),
         "input_norm": Param("rms", "fixed-input normalisation: rms, max, or raw (the paper's raw gradient)",
                             choices=("rms", "max", "raw")),
@@ -128,6 +143,17 @@ class MetaOpt(Solver):
                               choices=("init", "unit")),
     }
     budget_options = ("iters",)
+
+    def supports_problem(self, problem: Problem) -> bool:
+        return self.declines(problem, {}) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        opts = self.resolve_options(options)
+        try:
+            _lr_names(problem, parse_lr_by_var(opts["lr_by_var"]))
+        except ValueError as exc:
+            return str(exc)
+        return gl.declines(problem, opts)
 
     def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
         """The networks dominate: per variable with ``n`` real entries, ``n x h1 + h1 x h2 + ... + hk x n``
@@ -147,11 +173,7 @@ class MetaOpt(Solver):
         acts = parse_activations(opts["activations"])
         if len(acts) != len(hidden):
             raise ValueError(f"activations: {len(acts)} given for {len(hidden)} hidden layers")
-        lr_by_var = parse_lr_by_var(opts["lr_by_var"])
-        unknown = sorted(set(lr_by_var) - set(problem.variables))
-        if unknown:
-            raise ValueError(f"lr_by_var: unknown variable(s) {', '.join(unknown)}; "
-                             f"valid: {', '.join(problem.variables)}")
+        _lr_names(problem, parse_lr_by_var(opts["lr_by_var"]))
 
         return gl.solve_staged(problem, opts, lambda prob, o, stage: self._solve(prob, o, ctx, stage))
 
@@ -163,7 +185,7 @@ class MetaOpt(Solver):
 
         hidden = parse_hidden(opts["hidden"])
         acts = parse_activations(opts["activations"])
-        lr_by_var = parse_lr_by_var(opts["lr_by_var"])
+        lr_by_var = _lr_names(problem, parse_lr_by_var(opts["lr_by_var"]))
         setup = gl.prepare(problem, opts, ctx, stage)
         device, x0 = setup.device, setup.x0
         gen = autodiff.torch_generator(ctx)
@@ -187,6 +209,7 @@ class MetaOpt(Solver):
             for k, v in x0.items():
                 inc = _unflatten(_mlp(nets[k], activations, inputs[k]), v) * scales[k]
                 x[k] = setup.omega(k, v + inc)
+            x = setup.joint(x)
             loss = setup.loss(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -225,9 +248,9 @@ class MetaOptAlg3(MetaOpt):
             "iters": 300,
             "hidden": "400x400x400x400",
             "activations": "sigmoid-tanh-tanh-linear",
-            "lr_by_var": "P:1e-3;Phi:1e-4",
+            "lr_by_var": "precoder:1e-3;scattering:1e-4",
             "init": "mrt",
-            "project": "P",
+            "project": "precoder",
             "final_project": True,
             "warm": "diagonal",
             "warm_iters": 300,
@@ -237,8 +260,10 @@ class MetaOptAlg3(MetaOpt):
 
     def _solve(self, problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: gl.Stage) -> Solution:
         # A diagonal RIS's variable is the phase vector (the paper's omega): its constraint is exact, so
-        # with the default project=P a unit-modulus Phi is projected, not penalised.
-        if opts["project"] == "P" and isinstance(problem.variables["Phi"].constraint, UnitModulus):
+        # with the default project=precoder a unit-modulus scattering variable is projected, not penalised.
+        scattering = problem.names_with_role("scattering")
+        if opts["project"] == "precoder" and scattering and all(
+                isinstance(problem.variables[n].constraint, UnitModulus) for n in scattering):
             opts = dict(opts, project="all")
         return super()._solve(problem, opts, ctx, stage)
 

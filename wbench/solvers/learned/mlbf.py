@@ -144,7 +144,13 @@ class Mlbf(Solver):
     budget_options = ("variant", "update", "outer", "inner", "update_every", "hidden", "lr", "starts")
 
     def supports_problem(self, problem: Problem) -> bool:
-        return "V" in problem.variables and hasattr(problem, "H")
+        return self.declines(problem, {}) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        """MLBF's variables are the WMMSE ones of one plain MU-MISO precoding problem (its view)."""
+        from ..wmmse.dpc_bound import whole_problem_view_reason
+
+        return whole_problem_view_reason(problem)
 
     def budget_label(self, options: Mapping[str, Any]) -> str:
         eff = effective_options(options) if "variant" in options else dict(options)
@@ -290,16 +296,17 @@ def _detach_state(state: Any) -> Any:
 
 def _solve(problem: Problem, opts: Mapping[str, Any], ctx: RunContext) -> Solution:
     """Best of ``starts`` runs (first from ``init``, the others from random feasible points)."""
-    record: dict[str, Any] = {"best": -math.inf, "V": None, "step": 0}
+    record: dict[str, Any] = {"best": -math.inf, "V": None, "step": 0,
+                              "name": problem.precoding_view(problem.initial()).variable}
     traces = []
     for i in range(opts["starts"]):
         if i > 0 and ctx.expired():
             break
         traces.append(_solve_one(problem, opts, ctx, opts["init"] if i == 0 else "random", record))
-    ctx.checkpoint({"V": record["V"]}, record["step"], force=True)
+    ctx.checkpoint({record["name"]: record["V"]}, record["step"], force=True)
     info = {"wsr_trace": traces[0], "start_traces": traces, "best_wsr": record["best"],
             "options": dict(opts)}
-    return Solution(x={"V": record["V"].cpu().numpy().copy()}, iterations=record["step"], info=info)
+    return Solution(x={record["name"]: record["V"].cpu().numpy().copy()}, iterations=record["step"], info=info)
 
 
 def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init: str,
@@ -311,15 +318,17 @@ def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init:
 
     device = autodiff.device_for(ctx)
     gen = autodiff.torch_generator(ctx, device)
-    power, sigma2 = float(problem.power), float(problem.sigma2)
-    H_np = np.asarray(problem.H, dtype=np.complex128)
-    alpha_np = np.asarray(problem.weights, dtype=np.float64)
+    x_init = problem.initial(init, ctx.rng)
+    view = problem.precoding_view(x_init)  # the whole problem (see Mlbf.declines)
+    power, sigma2 = float(view.power), float(view.sigma2)
+    H_np = np.asarray(view.H, dtype=np.complex128)
+    alpha_np = np.asarray(view.weights, dtype=np.float64)
     H = torch.as_tensor(H_np, device=device)
     alpha = torch.as_tensor(alpha_np, device=device)
-    project = problem.variables["V"].constraint.project_torch
-    nt, k = problem.variables["V"].shape
+    project = problem.variables[view.variable].constraint.project_torch
+    nt, k = problem.variables[view.variable].shape
 
-    V0 = project(torch.as_tensor(np.asarray(problem.initial(init, ctx.rng)["V"]), device=device))
+    V0 = project(torch.as_tensor(np.asarray(view.start(x_init)), device=device))
     u0, w0 = closed_form_uw(H, alpha, sigma2, V0)
     w0 = w0.clamp_min(1.0)  # w = 1/e >= 1 in exact arithmetic
 
@@ -378,7 +387,7 @@ def _solve_one(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, init:
             rate = float(weighted_sum_rate_torch(H.conj() @ V, alpha, sigma2))
         if math.isfinite(rate) and (record["V"] is None or rate > record["best"]):
             record["best"], record["V"] = rate, V.detach().clone()
-        ctx.checkpoint({"V": record["V"]}, record["step"])
+        ctx.checkpoint({record["name"]: record["V"]}, record["step"])
         return rate
 
     trace = [keep(V0)]

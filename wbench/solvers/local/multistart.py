@@ -22,12 +22,20 @@ Method, per start:
   ``BlockUnitary``: the same per diagonal block, off-block entries fixed at zero (not optimised);
   ``symmetric=True`` (reciprocal BD-RIS): ``X = W W^T`` with ``W`` (block-)unitary (Takagi; SCENARIOS.md
   section 2), ``W`` optimised under the constraints above and the start's ``W = X^(1/2)``
-  (:func:`wbench.linalg.takagi_factor`). Adding ``X - X^T = 0`` to ``X^H X - I = 0`` instead would leave
-  the equality Jacobian rank-deficient by ``n(n-1)/2`` at every feasible point (the set has dimension
-  ``n(n+1)/2``), and SLSQP then stops after one iteration far from a stationary point;
-  ``Box``: bounds; ``Simplex``: bounds ``x >= 0`` and ``total - sum(x) >= 0`` (``= 0`` with ``equality``).
-  The scenario's own ``problem.constraints(x) >= 0`` are added as inequalities with a Jacobian by central
-  finite differences (they are NumPy-only and may be non-smooth, e.g. a minimum over users).
+  (:func:`wbench.linalg.takagi_factor`). Adding
+  ``X - X^T = 0`` to ``X^H X - I = 0`` instead would leave the equality Jacobian rank-deficient by
+  ``n(n-1)/2`` at every feasible point (the set has dimension ``n(n+1)/2``), and SLSQP then stops after
+  one iteration far from a stationary point;
+  ``Box``: bounds; ``Simplex``: bounds ``x >= 0`` and ``total - sum(x) >= 0`` (``= 0`` with ``equality``);
+  ``BlockPowerBall``: ``1 - ||x_b||^2 / budget_b >= 0`` per block (coordinates in units of
+  ``sqrt(budget_b)``, block by block); ``Unconstrained``: nothing.
+  Joint constraints (``problem.joint``, e.g. the hybrid precoder's ``||F_RF F_BB||^2 <= P``):
+  ``residual_torch(x) >= 0`` with its exact gradient from torch autograd (not on a symmetric unitary
+  variable, whose Takagi factor would need the chain rule: declined).
+  The scenario's own ``problem.constraints(x) >= 0`` are added as inequalities, with the exact Jacobian of
+  ``problem.constraints_torch`` by torch autograd where the scenario has one (and no variable is
+  symmetric unitary), else by central finite differences of the NumPy constraints (which may be
+  non-smooth, e.g. a minimum over users).
 * ``scipy.optimize.minimize`` with ``method=slsqp`` (default) or ``trust-constr`` (BFGS Hessian
   approximations), ``max_iter`` iterations, ``tol`` as SLSQP's ``ftol`` or trust-constr's ``gtol``/``xtol``.
 
@@ -61,10 +69,11 @@ import numpy as np
 from ...hookspecs import hookimpl
 from ...linalg import takagi_factor
 from ...params import Param
-from ...problem import BlockUnitary, Box, PowerBall, Problem, Simplex, Unitary, UnitModulus, Vars
+from ...problem import (BlockPowerBall, BlockUnitary, Box, PowerBall, Problem, Simplex, Unconstrained, Unitary,
+                       UnitModulus, Vars)
 from ...solver import RunContext, Solution, Solver
 
-_KNOWN_SETS = (PowerBall, UnitModulus, Unitary, BlockUnitary, Box, Simplex)
+_KNOWN_SETS = (PowerBall, BlockPowerBall, UnitModulus, Unitary, BlockUnitary, Box, Simplex, Unconstrained)
 _FD_STEP = np.finfo(np.float64).eps ** (1 / 3)  # central differences: truncation ~ rounding error
 
 
@@ -128,6 +137,8 @@ class _Formulation:
                 raise NotImplementedError(f"multistart: {c.describe()} on a complex variable")
             if isinstance(c, PowerBall):
                 scale[sl] = math.sqrt(float(c.budget))
+            elif isinstance(c, BlockPowerBall):
+                scale[sl] = np.sqrt(self._block_budget(c, var))
             elif isinstance(c, BlockUnitary):
                 on_block = np.zeros(var.shape, dtype=bool)
                 for b in c._blocks(var.shape[-1]):
@@ -141,6 +152,12 @@ class _Formulation:
             name for name, var in problem.variables.items()
             if isinstance(var.constraint, (Unitary, BlockUnitary)) and var.constraint.symmetric
         }
+        for j in problem.joint:
+            touched = self.takagi & set(j.names)
+            if touched:
+                raise NotImplementedError(f"multistart: joint constraint {j.describe()} on a symmetric unitary "
+                                          f"variable ({', '.join(sorted(touched))})")
+        self.torch_constraints = problem.has_constraints_torch and not self.takagi
         self.scale = scale
         self.free = np.flatnonzero(free)
         self.col_scale = scale[self.free]
@@ -149,8 +166,16 @@ class _Formulation:
         probe = problem.random_feasible(np.random.default_rng(0))
         w = self.internal(self.from_vars(probe))
         self.n_eq = self._set_rows(w, "eq")[0].size
-        self.n_set_ineq = self._set_rows(w, "ineq")[0].size
+        self.n_set_ineq = self._set_rows(w, "ineq")[0].size + len(problem.joint)
         self.n_scen = self._scenario(probe).size
+
+    def _block_budget(self, c: BlockPowerBall, var: Any) -> np.ndarray:
+        """The budget of the block of every packed coordinate of a variable (``(re, im)`` pairs repeated)."""
+        axis = c._check(tuple(var.shape))
+        shape = [1] * len(var.shape)
+        shape[axis] = -1
+        per_entry = np.broadcast_to(np.asarray(c.budgets)[c.block_index()].reshape(shape), var.shape).ravel()
+        return np.repeat(per_entry, 2) if var.complex else per_entry
 
     # -- coordinates -------------------------------------------------------------------------------
     @property
@@ -246,11 +271,48 @@ class _Formulation:
                     full_re[:, blk, blk] = dre
                     full_im[:, blk, blk] = dim
                     add(v, full_re.reshape(v.size, -1), full_im.reshape(v.size, -1), sl)
+            elif isinstance(c, BlockPowerBall) and kind == "ineq":
+                axis = c._check(a.shape)
+                shape = [1] * a.ndim
+                shape[axis] = -1
+                which = np.broadcast_to(c.block_index().reshape(shape), a.shape).ravel()
+                powers = np.bincount(which, weights=np.abs(flat) ** 2, minlength=len(c.budgets))
+                budgets = np.asarray(c.budgets)
+                mask = (which[None, :] == np.arange(len(budgets))[:, None]) / budgets[:, None]
+                if var.complex:
+                    add(1.0 - powers / budgets, -2.0 * flat.real[None] * mask, -2.0 * flat.imag[None] * mask, sl)
+                else:
+                    add(1.0 - powers / budgets, -2.0 * flat[None] * mask, None, sl)
             elif isinstance(c, Simplex) and (kind == "eq") == c.equality:
                 add(np.array([c.total - float(flat.sum())]), -np.ones((1, flat.size)), None, sl)
         if not values:
             return np.zeros(0), np.zeros((0, self.n_full))
         return np.concatenate(values), np.concatenate(jacs)
+
+    def _torch_rows(self, x: Mapping[str, np.ndarray], rows: Callable[[Mapping[str, Any]], list]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Values of the torch scalars ``rows(x)`` and their gradients w.r.t. the full packed vector."""
+        import torch
+
+        xt = self._ad.to_torch(self.problem, x, requires_grad=True)
+        outs = rows(xt)
+        if not outs:
+            return np.zeros(0), np.zeros((0, self.n_full))
+        values = torch.cat([torch.as_tensor(o).reshape(-1) for o in outs])
+        leaves = list(xt.values())
+        jac = np.zeros((values.numel(), self.n_full))
+        for r in range(values.numel()):
+            grads = torch.autograd.grad(values[r], leaves, retain_graph=True, allow_unused=True)
+            g = {k: np.zeros(t.shape, dtype=self.problem.variables[k].dtype) if gr is None else gr.numpy()
+                 for (k, t), gr in zip(xt.items(), grads)}
+            jac[r] = self._ad.pack(self.problem, g)
+        return values.detach().numpy().astype(np.float64), jac
+
+    def _joint_rows(self, x: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``residual_torch >= 0`` of every joint constraint and its gradient (full packed vector)."""
+        if not self.problem.joint:
+            return np.zeros(0), np.zeros((0, self.n_full))
+        return self._torch_rows(x, lambda xt: [j.residual_torch(xt) for j in self.problem.joint])
 
     def _scenario(self, x: Vars) -> np.ndarray:
         cons = self.problem.constraints(x)
@@ -265,16 +327,24 @@ class _Formulation:
         return self._set_rows(self.internal(y), "eq")[1][:, self.free] * self.col_scale
 
     def ineq(self, y: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._set_rows(self.internal(y), "ineq")[0], self._scenario(self.to_vars(y))])
+        x = self.to_vars(y)
+        return np.concatenate([self._set_rows(self.internal(y), "ineq")[0], self._joint_rows(x)[0],
+                               self._scenario(x)])
 
     def ineq_jac(self, y: np.ndarray) -> np.ndarray:
         jac = self._set_rows(self.internal(y), "ineq")[1][:, self.free] * self.col_scale
+        if self.problem.joint:
+            jac = np.concatenate([jac, self._joint_rows(self.to_vars(y))[1][:, self.free] * self.col_scale])
         if self.n_scen == 0:
             return jac
         return np.concatenate([jac, self.scenario_jac(y)])
 
     def scenario_jac(self, y: np.ndarray) -> np.ndarray:
-        """Central finite differences of ``problem.constraints`` in the scaled coordinates."""
+        """The Jacobian of ``problem.constraints`` in the scaled coordinates: by torch autograd through
+        ``constraints_torch`` where the problem has it, else by central finite differences."""
+        if self.torch_constraints:
+            _, jac = self._torch_rows(self.to_vars(y), lambda xt: list(self.problem.constraints_torch(xt).values()))
+            return jac[:, self.free] * self.col_scale
         out = np.empty((self.n_scen, self.n))
         for i in range(self.n):
             h = _FD_STEP * max(1.0, abs(float(y[i])))
@@ -345,11 +415,12 @@ class Multistart(Solver):
     budget_options = ("method", "starts", "max_iter", "final_project")
 
     def supports_problem(self, problem: Problem) -> bool:
-        return all(isinstance(v.constraint, _KNOWN_SETS) for v in problem.variables.values())
+        return _unsupported(problem) is None
 
     def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
-        if not self.supports_problem(problem):
-            return "a variable set has no SciPy formulation"
+        reason = _unsupported(problem)
+        if reason is not None:
+            return reason
         dim = sum(int(np.prod(v.shape)) * (2 if v.complex else 1) for v in problem.variables.values())
         limit = self.resolve_options(options)["max_dim"]
         if dim > limit:
@@ -432,6 +503,24 @@ class Multistart(Solver):
         }
         return Solution(x={k: np.array(v, copy=True) for k, v in best.x.items()}, iterations=iterations,
                         info=info)
+
+
+def _unsupported(problem: Problem) -> str | None:
+    """Why the problem has no SciPy formulation here (``None``: it has one)."""
+    for name, var in problem.variables.items():
+        c = var.constraint
+        if not isinstance(c, _KNOWN_SETS):
+            return f"{name}: {c.describe()} has no SciPy formulation"
+        if isinstance(c, (Unitary, BlockUnitary)) and not var.complex:
+            return f"{name}: {c.describe()} on a real variable"
+        if isinstance(c, (Box, Simplex)) and var.complex:
+            return f"{name}: {c.describe()} on a complex variable"
+    takagi = {n for n, v in problem.variables.items()
+              if isinstance(v.constraint, (Unitary, BlockUnitary)) and v.constraint.symmetric}
+    for j in problem.joint:
+        if takagi & set(j.names):
+            return f"joint constraint {j.describe()} on a symmetric unitary variable"
+    return None
 
 
 def _start(problem: Problem, method: str, rng: np.random.Generator) -> Vars:

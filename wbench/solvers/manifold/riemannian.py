@@ -1,7 +1,8 @@
 """``manifold``: generic Riemannian optimisation with pymanopt on the product manifold of the constraint sets.
 
 Method: the problem's variables live on a product of Riemannian manifolds derived from their constraint
-sets (:mod:`wbench.solvers.common.manifolds`: a sphere for a full power budget, the complex circle for unit-modulus
+sets (:mod:`wbench.solvers.common.manifolds`: a sphere for a full power budget, a product of spheres for full
+per-block budgets, the whole space for an unconstrained variable, the complex circle for unit-modulus
 entries, the unitary group, block-diagonal unitary groups), so the constraints hold along the whole run and
 the loss ``problem.loss_torch`` is minimised by an unconstrained Riemannian method: conjugate gradient
 (``cg``, the default; Hestenes-Stiefel rule with restarts, Absil, Mahony, Sepulchre, *Optimization
@@ -147,6 +148,9 @@ class ManifoldSolver(Solver):
 
     def supports_problem(self, problem: Problem) -> bool:
         return unsupported_reason(problem) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        return unsupported_reason(problem)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         import pymanopt

@@ -189,7 +189,14 @@ def sum_capacity(
 
 
 class DpcBound(Solver):
-    """``max(alpha) * C_DPC``, an upper bound on the weighted sum rate of every precoder."""
+    """``max(alpha) * C_DPC``, an upper bound on the weighted sum rate of every precoder.
+
+    Generic over the linear-precoding view: it applies when the view *is* the whole problem (the precoder is
+    the only variable, one total power budget, every column a user's stream, one noise level), as in
+    ``miso`` or a hybrid scenario's fully-digital reference; the view's channel, weights, budget and noise
+    are the bound's. A per-block budget or other variables (a RIS, held fixed by the view) make the DPC
+    capacity of the view no bound of the problem: declined.
+    """
 
     name = "dpc-bound"
     version = "1"
@@ -201,15 +208,34 @@ class DpcBound(Solver):
         "max_iter": Param(10000, "Newton steps at most", min=1),
     }
 
+    def supports_problem(self, problem: Problem) -> bool:
+        return self.declines(problem, {}) is None
+
+    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
+        return whole_problem_view_reason(problem)
+
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
-        H = np.asarray(problem.H)
+        view = problem.precoding_view(problem.initial())
+        H = np.asarray(view.H)
         upper, p, gap, steps = sum_capacity(
-            H, float(problem.power), float(problem.sigma2), opts["tol"], opts["max_iter"]
+            H, float(view.power), float(view.sigma2), opts["tol"], opts["max_iter"]
         )
-        wmax = float(np.max(problem.weights))
+        wmax = float(np.max(view.weights))
         info = {"p": p.tolist(), "capacity": upper, "gap": gap, "weight_factor": wmax}
         return Solution(value=wmax * upper, x=None, iterations=steps, info=info)
+
+
+def whole_problem_view_reason(problem: Problem) -> str | None:
+    """Why the problem is not one plain MU-MISO precoding problem (its view covering everything)."""
+    if not problem.has_precoding_view:
+        return "the problem has no linear-precoding view"
+    view = problem.precoding_view(problem.initial())
+    if set(problem.variables) != {view.variable}:
+        return "the problem has variables besides the precoder"
+    if not view.simple:
+        return "the precoding view has per-block budgets, a subset of streams or per-user noise"
+    return None
 
 
 @hookimpl
