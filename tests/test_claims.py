@@ -379,3 +379,28 @@ def test_wbench_claims_runs_resumes_writes_and_the_check_catches_a_changed_verdi
     assert main(["check", str(lb), "--suite", "claims"]) == 1
     fails = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
     assert len(fails) == 1 and "toy/zf-near-wmmse" in fails[0] and "refuted" in fails[0] and "now supported" in fails[0]
+
+
+def test_the_ci_recheck_lists_committed_claims_with_a_committed_small_verdict():
+    spec = cl.load_check(REPO / "leaderboards")
+    assert spec is not None and spec.scale == "small"
+    known = {c.full_id: c for c in cl.load(spec.directory)}
+    verdicts = cl.read_verdicts(spec.verdicts)
+    for cid in spec.ids:
+        assert cid in known
+        row = verdicts[(cid, "small")]
+        assert row["verdict"] in (vd.SUPPORTED, vd.REFUTED)  # an inconclusive verdict is no regression test
+        assert float(row["margin"]) >= 0.5  # stable: the interval is half a width or more from the threshold
+
+
+@pytest.mark.parametrize("table, field", [
+    ('[claims]\ndirectory = "c"\nverdicts = "c/R.csv"\n', "check"),
+    ('[claims]\ndirectory = "c"\nverdicts = "c/R.csv"\ncheck = []\n', "check"),
+    ('[claims]\nverdicts = "c/R.csv"\ncheck = ["x/y"]\n', "directory"),
+    ('[claims]\ndirectory = "c"\nverdicts = "c/R.csv"\ncheck = ["x/y"]\nscale = "paper"\n', "scale"),
+])
+def test_a_malformed_claims_table_in_suites_toml_is_one_line(tmp_path, table, field):
+    (tmp_path / "suites.toml").write_text('[suites]\nq = "--scenario miso --solvers mrt"\n' + table)
+    with pytest.raises(ParamError) as exc:
+        cl.load_check(tmp_path)
+    assert "\n" not in str(exc.value) and "suites.toml" in str(exc.value) and f"field '{field}'" in str(exc.value)

@@ -48,14 +48,13 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
-import json
 import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import verdict as vd
 from .params import ParamError, format_value
@@ -432,7 +431,12 @@ class ClaimResult:
     points: list[PointResult]
     budgets: dict[str, str]
     notes: list[str] = field(default_factory=list)
-    cpu_s: float = 0.0
+    #: Solver CPU seconds of each run behind the verdict, by run key (claims share runs).
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self.cpu.values())
 
     @property
     def margin(self) -> float:
@@ -539,8 +543,8 @@ def run(claims: Sequence[Claim], scale: str, db: str | Path, jobs: int = 1,
     for claim in claims:
         arms = resolved[claim.full_id]
         runs: dict[str, dict[str, list]] = {}
-        cpu = 0.0
-        for (label, _), j in zip(points(claim, scale), range(len(points(claim, scale)))):
+        cpu: dict[str, float] = {}
+        for j, (label, _) in enumerate(points(claim, scale)):
             runs[label] = {}
             for name, arm in arms.items():
                 cfg = arm.configs[j]
@@ -549,11 +553,11 @@ def run(claims: Sequence[Claim], scale: str, db: str | Path, jobs: int = 1,
                     r = by_key.get(plan_.run_keys.get((cfg.key, arm.spec.label, i)))
                     if r is not None:
                         rows.append(r)
-                        cpu += float(r["cpu_s"] or 0.0)
+                        cpu[r["run_key"]] = float(r["cpu_s"] or 0.0)
                 runs[label][name] = rows
         budgets = {name: arm_text(arm.spec) for name, arm in arms.items()}
         res = evaluate(claim, scale, runs, budgets)
-        res.cpu_s = cpu
+        res.cpu = cpu
         results.append(res)
     return results
 
@@ -564,16 +568,26 @@ def arm_text(spec: Any) -> str:
 
 
 # -- reports -------------------------------------------------------------------------------------------
-def _num(x: float, signed: bool = False) -> str:
+def _decimals(est: vd.Estimate) -> int:
+    """Decimals that show the interval's half-width to two significant digits (3 to 6 decimals otherwise)."""
+    half = (est.high - est.low) / 2
+    if not (math.isfinite(half) and half > 0):
+        return 3
+    return int(min(6, max(0, 1 - math.floor(math.log10(half)))))
+
+
+def _num(x: float, signed: bool = False, decimals: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
+    return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
 
 
 def effect_text(est: vd.Estimate, signed: bool = True) -> str:
-    return f"{_num(est.effect, signed)} [{_num(est.low, signed)}, {_num(est.high, signed)}]"
+    """``effect [low, high]`` with as many decimals as the interval's width warrants."""
+    d = _decimals(est)
+    return f"{_num(est.effect, signed, d)} [{_num(est.low, signed, d)}, {_num(est.high, signed, d)}]"
 
 
 def _effect_name(claim: Claim) -> str:
@@ -603,7 +617,8 @@ def _interval_text(res: ClaimResult) -> str:
 
 
 def print_results(results: Sequence[ClaimResult], console: Any = None) -> None:
-    """A terminal summary that fits 120 columns: one row per claim, the budgets in a legend below."""
+    """A terminal summary that fits 120 columns: one row per claim, then the assertion, arms and notes of
+    each claim with the solvers' budgets in a numbered legend."""
     from rich.table import Table
     from rich.text import Text
 
@@ -615,28 +630,30 @@ def print_results(results: Sequence[ClaimResult], console: Any = None) -> None:
         rows = [r for r in results if r.claim.paper == paper]
         table = Table(title=f"{paper.key}: {paper.authors}, \"{paper.title}\" ({rows[0].scale} scale)",
                       title_justify="left")
-        for col in ("claim", "verdict", "effect [95% CI]", "at", "n", "arms"):
-            table.add_column(col, justify="right" if col in ("n",) else "left", overflow="fold")
+        for col in ("claim", "verdict", "effect [95% CI]", "at", "n"):
+            table.add_column(col, justify="right" if col == "n" else "left", overflow="fold",
+                             no_wrap=col in ("claim", "verdict", "effect [95% CI]"))
         legend: list[str] = []
+        lines: list[str] = []
         for r in rows:
-            refs = []
+            table.add_row(Text(r.claim.id), Text(r.verdict, style=style[r.verdict]),
+                          Text(effect_text(r.estimate, _signed(r.claim))), Text(r.at or "-"), str(r.estimate.n))
+            arms = []
             for name in ("A", "B"):
                 text = r.budgets.get(name, "")
                 if text not in legend:
                     legend.append(text)
-                refs.append(f"[{legend.index(text) + 1}]")
-            table.add_row(Text(r.claim.id), Text(r.verdict, style=style[r.verdict]),
-                          Text(effect_text(r.estimate, _signed(r.claim))), Text(r.at or "-"), str(r.estimate.n),
-                          Text(" vs ".join(refs)))
+                extra = " ".join(f"{k}={v}" for k, v in getattr(r.claim.scales[r.scale], name).set)
+                arms.append(f"{name} = [{legend.index(text) + 1}]" + (f" on {extra}" if extra else ""))
+            lines.append(f"  {r.claim.id}: {r.claim.assertion.text}"
+                         + (f" for each {r.claim.for_each}" if r.claim.for_each else "")
+                         + f", {', '.join(arms)}; effect {_effect_name(r.claim)}, {_interval_text(r)}")
+            lines += [f"    note: {note}" for note in r.notes]
         console.print(table)
+        for line in lines:
+            console.print(line, highlight=False, markup=False)
         for i, text in enumerate(legend, start=1):
             console.print(f"  [{i}] {text}", highlight=False, markup=False)
-        for r in rows:
-            console.print(f"  {r.claim.id}: {r.claim.assertion.text}"
-                          + (f" for each {r.claim.for_each}" if r.claim.for_each else "")
-                          + f"; effect {_effect_name(r.claim)}, {_interval_text(r)}", highlight=False, markup=False)
-            for note in r.notes:
-                console.print(f"    note: {note}", highlight=False, markup=False)
         console.print()
 
 
@@ -645,7 +662,7 @@ def to_markdown(results: Sequence[ClaimResult], command: str, versions: Mapping[
     """``claims/RESULTS.md``: the verdict table per paper, then each claim's statement, setup and points."""
     made = made or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     scales = sorted({r.scale for r in results})
-    cpu = sum(r.cpu_s for r in results)
+    cpu = sum({k: v for r in results for k, v in r.cpu.items()}.values())  # each shared run once
     out = ["# Claims of the seed papers: verdicts", "",
            f"Made with `{command}` ({', '.join(scales)} scale) on {made}; "
            + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
@@ -656,7 +673,7 @@ def to_markdown(results: Sequence[ClaimResult], command: str, versions: Mapping[
            "`at` column names the deciding point. Intervals: Student-t for differences, Fieller for ratios of "
            "means, influence values over realisations for slopes (`wbench/verdict.py`). Small-scale runs are "
            "smaller than the papers' (stated per claim): a verdict is about the configuration and budgets shown, "
-           f"nothing more. Solver CPU time of these runs: {cpu / 60:.1f} min.", ""]
+           f"nothing more. Solver CPU time of these runs (each shared run counted once): {cpu / 60:.1f} min.", ""]
     for paper in dict.fromkeys(r.claim.paper for r in results):
         rows = [r for r in results if r.claim.paper == paper]
         out += [f"## {paper.key}: {paper.authors}, \"{paper.title}\"", "",
@@ -665,9 +682,10 @@ def to_markdown(results: Sequence[ClaimResult], command: str, versions: Mapping[
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             a = r.claim.assertion.text + (f" for each {r.claim.for_each}" if r.claim.for_each else "")
+            sc = r.claim.scales[r.scale]
+            arms = [r.budgets.get(n, "") + "".join(f" on {k}={v}" for k, v in getattr(sc, n).set) for n in "AB"]
             cells = [f"`{r.claim.id}`", r.claim.where, f"`{a}`", f"**{r.verdict}**",
-                     effect_text(r.estimate, _signed(r.claim)), r.at or "-", str(r.estimate.n),
-                     r.budgets.get("A", ""), r.budgets.get("B", "")]
+                     effect_text(r.estimate, _signed(r.claim)), r.at or "-", str(r.estimate.n), *arms]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
         for r in rows:
@@ -800,14 +818,3 @@ def check(spec: CheckSpec, run_claims: Callable[[Sequence[Claim], str], list[Cla
         else:
             findings.append(Finding("note", "claims", r.claim.full_id, "", f"verdict unchanged: {now}"))
     return findings
-
-
-def claim_ids(claims: Iterable[Claim]) -> list[str]:
-    return [c.full_id for c in claims]
-
-
-def dumps_config(claim: Claim, scale: str) -> str:
-    """The configuration of a claim at a scale as JSON (for reports and tests)."""
-    sc = claim.scales[scale]
-    return json.dumps({"scenario": claim.scenario, "set": dict(sc.set), "sweep": {k: list(v) for k, v in sc.sweep},
-                       "instances": sc.instances, "seed": sc.seed, "A": sc.A.text(), "B": sc.B.text()})

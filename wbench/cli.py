@@ -1,4 +1,5 @@
-"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard`` and ``channels export``.
+"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard``, ``check``, ``claims``, ``channels export``,
+``plot`` and ``report``.
 
 Every user error (unknown name, malformed or out-of-range parameter, a results file that is not ours)
 ends in one line ``wbench: error: ...`` and exit status 2; an interrupted benchmark keeps every committed
