@@ -404,3 +404,15 @@ def test_a_malformed_claims_table_in_suites_toml_is_one_line(tmp_path, table, fi
     with pytest.raises(ParamError) as exc:
         cl.load_check(tmp_path)
     assert "\n" not in str(exc.value) and "suites.toml" in str(exc.value) and f"field '{field}'" in str(exc.value)
+
+
+def test_the_readme_shows_the_committed_verdicts():
+    readme = (REPO / "README.md").read_text()
+    verdicts = cl.read_verdicts(REPO / "claims" / "RESULTS.csv")
+    shown = {}
+    for line in readme.splitlines():
+        if line.startswith("| `seed"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            shown[cells[0].split("`")[1]] = cells[2].strip("*")
+    assert shown == {cid: row["verdict"] for (cid, scale), row in verdicts.items() if scale == "small"}
+    assert "claims/RESULTS.md" in "\n".join(readme.splitlines()[:20])  # linked on the first screen
