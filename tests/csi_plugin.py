@@ -133,7 +133,7 @@ class ToyCsi(Scenario):
     def _miso(self, params, H) -> MisoProblem:
         nt, k = params["Nt"], params["K"]
         power = 10.0 ** (params["snr_db"] / 10.0)
-        return MisoProblem(variables={"V": Variable((nt, k), PowerBall(power))}, scenario=self.name,
+        return MisoProblem(variables={"V": Variable((nt, k), PowerBall(power), role="precoder")}, scenario=self.name,
                            params=dict(params), init_methods=("mrt", "rzf", "random"),
                            H=np.asarray(H, dtype=np.complex128), weights=np.ones(k), power=power, sigma2=1.0)
 

@@ -1,4 +1,4 @@
-"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard``, ``check``, ``channels export``,
+"""The ``wbench`` command: ``list``, ``compare``, ``leaderboard``, ``check``, ``claims``, ``channels export``,
 ``solutions export``, ``plot`` and ``report``. ``compare``, ``leaderboard`` and ``solutions export`` call
 the functions of :mod:`wbench.api` (the Python API), so both behave the same.
 
@@ -15,11 +15,12 @@ import itertools
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .api import DEFAULT_DB, SOLUTION_CAP_MB, parse_sets
+from .api import DEFAULT_DB, SOLUTION_CAP_MB, parse_jobs, parse_sets
 from .params import ParamError, format_value
 
 FORMATS = ("table", "md", "csv")
@@ -68,11 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="largest stored solution kept per run (default %(default)g MiB); a larger "
                            "one is dropped with a note in the run's solution_note column")
     cmp_.add_argument("--format", choices=FORMATS, default="table")
+    cmp_.add_argument("--wide", action="store_true",
+                      help="terminal table with every column (default: fits 120 columns, budgets in a legend)")
 
     lb = sub.add_parser("leaderboard", help="print the leaderboard of stored results, or regenerate committed ones")
     lb.add_argument("--db", default=DEFAULT_DB)
     lb.add_argument("--scenario", default=None)
     lb.add_argument("--format", choices=FORMATS, default="table")
+    lb.add_argument("--wide", action="store_true",
+                      help="terminal table with every column (default: fits 120 columns, budgets in a legend)")
     lb.add_argument("--update", default=None, metavar="DIR",
                     help="re-run the suites of DIR/suites.toml and rewrite their committed leaderboards")
     lb.add_argument("--suite", action="append", default=[], help="with --update: only this suite (repeatable)")
@@ -82,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("directory", metavar="DIR", help="directory with suites.toml and committed NAME.runs.csv")
     ck.add_argument("--suite", action="append", default=[], help="only this suite (repeatable)")
     ck.add_argument("--jobs", default=os.environ.get("WBENCH_JOBS", "auto"), help="worker processes")
+
+    cl = sub.add_parser("claims", help="check the seed papers' claims: supported, refuted or inconclusive")
+    cl.add_argument("pattern", nargs="?", default=None, metavar="PATTERN",
+                    help="claim ids to run: a glob (seed000/*) or a substring (mlbf); default: all")
+    cl.add_argument("--scale", choices=("small", "paper"), default="small",
+                    help="small: minutes on 2 cores (default); paper: the papers' sizes (slow, see claims/)")
+    cl.add_argument("--dir", default=None, help="claim files (default: ./claims, else the repository's)")
+    cl.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB}; resumable)")
+    cl.add_argument("--jobs", default=os.environ.get("WBENCH_JOBS", "auto"), help="worker processes")
+    cl.add_argument("--write", default=None, metavar="FILE.md",
+                    help="write the verdicts as Markdown, and as CSV beside it (FILE.csv)")
+    cl.add_argument("--list", action="store_true", help="list the claims and their configurations, run nothing")
 
     ch = sub.add_parser("channels", help="export a seeded channel set to .npz")
     ch_sub = ch.add_subparsers(dest="action", parser_class=_Parser)
@@ -116,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return {"list": cmd_list, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "channels": cmd_channels, "solutions": cmd_solutions, "plot": cmd_plot,
+                "check": cmd_check, "claims": cmd_claims, "channels": cmd_channels, "solutions": cmd_solutions,
+                "plot": cmd_plot,
                 "report": cmd_report}[args.command](args)
     except (ParamError, StoreError) as exc:
         print(f"wbench: error: {exc}", file=sys.stderr)
@@ -128,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- list ------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from .registry import get_registry
     from .render import make_console
@@ -141,23 +160,24 @@ def cmd_list(args: argparse.Namespace) -> int:
         for s in sorted(reg.scenarios.values(), key=lambda s: s.name):
             params = ", ".join(f"{k}={format_value(p.default)}" for k, p in s.params.items())
             sweep = "; ".join(f"{k}={','.join(map(format_value, v))}" for k, v in s.default_sweep.items())
-            t.add_row(s.name, params, sweep, s.origin, s.description)
+            t.add_row(*map(Text, (s.name, params, sweep, s.origin, s.description)))
         console.print(t)
     if args.what in (None, "solvers"):
         t = Table(title="solvers")
         for c in ("name", "tags", "scenarios", "options (default)", "origin", "version", "description"):
             t.add_column(c)
         for s in sorted(reg.solvers.values(), key=lambda s: s.name):
-            opts = ", ".join(f"{k}={format_value(p.default)}" for k, p in s.options.items())
+            shown = s.effective_options(s.resolve_options({}))  # real values, not placeholders like 0
+            opts = ", ".join(f"{k}={'none' if v is None else format_value(v)}" for k, v in shown.items())
             scen = ", ".join(s.scenarios) if s.scenarios is not None else "any"
-            t.add_row(s.name, ",".join(sorted(s.tags)), scen, opts, s.origin, s.version, s.description)
+            t.add_row(*map(Text, (s.name, ",".join(sorted(s.tags)), scen, opts, s.origin, s.version, s.description)))
         console.print(t)
     if args.what == "plugins":
         t = Table(title="plugins")
         for c in ("module", "origin", "version", "hooks"):
             t.add_column(c)
         for p in reg.plugins:
-            t.add_row(p.name, p.origin, p.version, ", ".join(p.hooks))
+            t.add_row(*map(Text, (p.name, p.origin, p.version, ", ".join(p.hooks))))
         console.print(t)
     return 0
 
@@ -170,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"\nwbench: interrupted; completed runs are saved in {args.db}. "
               "Run the same command again to resume.", file=sys.stderr)
         return 130
-    _emit(rows, args.format)
+    _emit(rows, args.format, args.wide)
     return 0
 
 
@@ -197,13 +217,13 @@ def _progress_bar(todo: int):
         yield lambda n: progress.advance(bar, n)
 
 
-def _emit(rows, fmt: str) -> None:
+def _emit(rows, fmt: str, wide: bool = False) -> None:
     from .leaderboard import leaderboard
 
-    _emit_table(leaderboard(rows), fmt)
+    _emit_table(leaderboard(rows), fmt, wide)
 
 
-def _emit_table(lb, fmt: str) -> None:
+def _emit_table(lb, fmt: str, wide: bool = False) -> None:
     from .render import print_table, to_csv, to_markdown
 
     if fmt == "csv":
@@ -211,7 +231,7 @@ def _emit_table(lb, fmt: str) -> None:
     elif fmt == "md":
         sys.stdout.write(to_markdown(lb))
     else:
-        print_table(lb)
+        print_table(lb, wide=wide)
 
 
 # -- leaderboard -----------------------------------------------------------------------------------
@@ -230,18 +250,33 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for i, lb in enumerate(leaderboard_tables(args.db, args.scenario)):
         if i and args.format != "csv":
             print()
-        _emit_table(lb, args.format)
+        _emit_table(lb, args.format, args.wide)
     return 0
 
 
 # -- check ---------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when every committed leaderboard is reproduced without regression, 1 otherwise."""
-    from . import regression
+    from . import claims, regression
 
-    with _suite_runner(args.jobs) as runner:
-        findings = regression.check(args.directory, runner, args.suite,
-                                    echo=lambda m: print(m, file=sys.stderr))
+    echo = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    spec = claims.load_check(args.directory)
+    only = [s for s in args.suite if s != "claims"]
+    if "claims" in args.suite and spec is None:
+        raise ParamError(f"--suite claims: {args.directory}/suites.toml has no [claims] table")
+    findings = []
+    if not args.suite or only:
+        with _suite_runner(args.jobs) as runner:
+            findings = regression.check(args.directory, runner, only, echo=echo)
+    if spec is not None and (not args.suite or "claims" in args.suite):
+        jobs = parse_jobs(args.jobs)
+        with tempfile.TemporaryDirectory(prefix="wbench-claims-") as tmp:
+            def run_claims(selected, scale):
+                echo(f"wbench: checking claims: {', '.join(c.full_id for c in selected)} ({scale} scale)")
+                return claims.run(selected, scale, Path(tmp) / "claims.db", jobs, echo=echo)
+
+            with regression.only_plugins(regression.load_suites(args.directory)[1].plugins):
+                findings += claims.check(spec, run_claims)
     fails = [f for f in findings if f.kind == "fail"]
     for f in sorted(findings, key=lambda f: ("fail", "improved", "note").index(f.kind)):
         print(f.line())
@@ -263,6 +298,55 @@ def _suite_runner(jobs: str):
             return run_compare(args)
 
         yield run
+
+
+# -- claims ----------------------------------------------------------------------------------------
+def _claims_dir(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    here = Path("claims")
+    if here.is_dir():
+        return here
+    repo = Path(__file__).resolve().parents[1] / "claims"  # an editable install's repository
+    return repo if repo.is_dir() else here
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    """Run the claims at a scale and print (and with --write, write) their verdicts."""
+    from . import claims
+    from .regression import versions
+
+    jobs = parse_jobs(args.jobs)
+    selected = claims.select_claims(claims.load(_claims_dir(args.dir)), args.pattern)
+    if args.list:
+        for c in selected:
+            sc = c.scales[args.scale]
+            print(f"{c.full_id}: {c.assertion.text}" + (f" for each {c.for_each}" if c.for_each else ""))
+            print(f"    {args.scale}: {claims.config_text(c, args.scale)}; A = {sc.A.text()}; B = {sc.B.text()}")
+        return 0
+
+    def execute(plan, store) -> None:
+        from .engine import execute as run_plan
+
+        with _progress_bar(plan.total - plan.done) as advance:
+            run_plan(plan, store, jobs, on_rows=advance)
+
+    t0 = time.perf_counter()
+    try:
+        results = claims.run(selected, args.scale, args.db, jobs, execute=execute,
+                             echo=lambda m: print(m, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(f"\nwbench: interrupted; completed runs are saved in {args.db}. "
+              "Run the same command again to resume.", file=sys.stderr)
+        return 130
+    print(f"wbench: claims evaluated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    claims.print_results(results)
+    if args.write:
+        command = " ".join(["wbench claims"] + ([args.pattern] if args.pattern else [])
+                           + ["--scale", args.scale, "--jobs", str(jobs), "--write", args.write])
+        for path in claims.write(args.write, results, command, versions()):
+            print(f"wrote {path}")
+    return 0
 
 
 # -- channels --------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Leaderboard output: a rich terminal table, Markdown for people, CSV for machines.
 
 The table and Markdown show the parameters that vary between rows as columns and the constant ones in
-the caption; the CSV keeps every column of :func:`wbench.leaderboard.leaderboard`.
+the caption; the CSV keeps every column of :func:`wbench.leaderboard.leaderboard`. The terminal table fits
+120 columns by default (:func:`terminal_rows`: rarely needed columns behind ``--wide``, long budgets in a
+numbered legend under the table); Markdown keeps every column with the budgets inline. Cells are plain
+text, never rich markup: a label such as ``wmmse[init=mrt]`` prints as written.
 """
 
 from __future__ import annotations
@@ -113,40 +116,114 @@ def to_csv(lb: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
-def make_console() -> Any:
-    """A rich console; wide when writing to a file or pipe, so tables are not squeezed to 80 columns."""
+#: Terminal width the default table fits (``--wide`` lifts it).
+TABLE_WIDTH = 120
+#: Columns of the full table that the default terminal table leaves out (``--wide`` shows them).
+WIDE_ONLY = ("time p90", "iters", "max viol")
+_SHORT = {"mean [95% CI]": "mean ± 95% CI", "win vs best": "win", "gap to best": "gap"}
+
+
+def make_console(wide: bool = False) -> Any:
+    """A rich console: the terminal's width, or 120 columns when writing to a file or pipe (``wide``:
+    250 columns there, and never narrower than the table needs)."""
     import sys
 
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=250 if wide else TABLE_WIDTH)
 
 
-def print_table(lb: pd.DataFrame, console: Any = None) -> None:
+def _width(header: list[str], cells: list[list[str]]) -> int:
+    """Width of a rich table with these cells unwrapped: cells plus 3 per column (padding, rule) plus 1."""
+    cols = [max([len(h)] + [len(r[j]) for r in cells]) for j, h in enumerate(header)]
+    return sum(cols) + 3 * len(cols) + 1
+
+
+def terminal_rows(lb: pd.DataFrame, width: int = TABLE_WIDTH, wide: bool = False
+                  ) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, cells and budget legend of the terminal table.
+
+    The default (narrow) table keeps what a reader compares at a glance: the varying parameters, rank,
+    solver, budget, n, mean with its 95% interval as ``mean ± half-width`` (Student-t, symmetric), median
+    time, feasible rate and the paired win rate and gap to the best; the failures column only when some
+    run failed. Budgets stay in the table when it then fits ``width``; otherwise the longest budgets, one by
+    one, become numbered references to a legend printed under the table, and if that is not enough, solver
+    labels may wrap after the commas of their options. ``wide``: every column of :func:`display_rows`.
+    """
+    header, cells = display_rows(lb)
+    if wide:
+        return header, cells, []
+    keep = [j for j, h in enumerate(header) if h not in WIDE_ONLY]
+    fail = header.index("failures")
+    if all(r[fail] == "-" for r in cells):
+        keep.remove(fail)
+    ci = header.index("mean [95% CI]")
+    pm = [_pm(r) for _, r in lb.iterrows()]
+    cells = [[pm[i] if j == ci else row[j] for j in keep] for i, row in enumerate(cells)]
+    header = [_SHORT.get(header[j], header[j]) for j in keep]
+    b = header.index("budget")
+    moved: set[str] = set()
+    while _width(header, [r[:b] + (["[9]"] if r[b] in moved else [r[b]]) + r[b + 1:] for r in cells]) > width:
+        inline = sorted({r[b] for r in cells if r[b] not in moved and len(r[b]) > 4}, key=lambda t: (-len(t), t))
+        if not inline:
+            break
+        moved.add(inline[0])  # the longest budget goes to the legend first; short ones stay inline
+    if _width(header, cells) > width:  # still too wide: let long labels wrap after their commas
+        j = header.index("solver")
+        for row in cells:
+            row[j] = row[j].replace(",", ", ")
+    legend: list[str] = []
+    for row in cells:
+        if row[b] in moved:
+            if row[b] not in legend:
+                legend.append(row[b])
+            row[b] = f"[{legend.index(row[b]) + 1}]"
+    return header, cells, legend
+
+
+def _pm(r: pd.Series) -> str:
+    if r["mean"] != r["mean"]:
+        return "-"
+    if r["ci_high"] != r["ci_high"]:
+        return _fmt(r["mean"])
+    return f"{_fmt(r['mean'])} ± {_fmt((r['ci_high'] - r['ci_low']) / 2)}"
+
+
+def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> None:
+    """The leaderboard as a rich table: by default it fits the console (120 columns off a terminal) with
+    budgets in a numbered legend when they do not fit; ``wide`` shows every column."""
     from rich.table import Table
+    from rich.text import Text
 
-    console = console or make_console()
+    console = console or make_console(wide)
     if lb.empty:
         console.print("no results")
         return
-    header, cells = display_rows(lb)
+    header, cells, legend = terminal_rows(lb, console.width, wide)
     table = Table(title=caption(lb), show_lines=False)
     for h in header:
         left = h in ("solver", "budget", "failures")
-        table.add_column(h, justify="left" if left else "right", no_wrap=h != "budget",
-                         overflow="fold" if h == "budget" else "ellipsis")
+        table.add_column(h, justify="left" if left else "right", overflow="fold",
+                         no_wrap=h not in ("solver", "budget", "failures"))
     prev = None
+    rank = header.index("#")
     for (_, r), row in zip(lb.iterrows(), cells):
         key = r["config_key"]
         if prev is not None and key != prev:
             table.add_section()
         prev = key
-        style = "dim" if row[header.index("#")] == "bound" else None
-        table.add_row(*row, style=style)
+        style = "dim" if row[rank] == "bound" else None
+        table.add_row(*(Text(c) for c in row), style=style)  # Text: "wmmse[init=mrt]" is not markup
     console.print(table)
+    for i, text in enumerate(legend, start=1):
+        console.print(f"[{i}] {text}", markup=False, highlight=False)
     console.print(
         "mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same channels against "
         "the rank-1 solver; ranking: feasible rate, then mean."
         + (" in-sample: the solver's own objective on what it saw; optimism: in-sample minus scored utility."
            if has_in_sample(lb) else "")
+        + ("" if wide else " More columns (time p90, iters, max viol, failures): --wide."),
+        highlight=False,
     )

@@ -161,5 +161,10 @@ class Solver:
         """Solve several realisations of one configuration at once; must equal per-problem :meth:`solve`."""
         return [self.solve(p, options, c) for p, c in zip(problems, ctxs)]
 
+    def effective_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The values the solver runs with for resolved ``options``: a solver whose option defaults are
+        placeholders (e.g. 0 for "the variant's value") fills them in. ``wbench list`` shows these."""
+        return dict(options)
+
     def budget_label(self, options: Mapping[str, Any]) -> str:
         return ",".join(f"{k}={options[k]}" for k in self.budget_options if k in options)

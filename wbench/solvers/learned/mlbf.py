@@ -152,8 +152,11 @@ class Mlbf(Solver):
 
         return whole_problem_view_reason(problem)
 
+    def effective_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return effective_options(options) if "variant" in options else dict(options)
+
     def budget_label(self, options: Mapping[str, Any]) -> str:
-        eff = effective_options(options) if "variant" in options else dict(options)
+        eff = self.effective_options(options)
         return ",".join(f"{k}={eff[k]}" for k in self.budget_options if k in eff)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
