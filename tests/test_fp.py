@@ -126,3 +126,17 @@ def test_declines_per_block_budgets_and_registers():
     got = []
     wbench_register_solvers(got.append)
     assert [s.name for s in got] == ["fp"] and "conventional" in got[0].tags
+
+
+def test_on_a_bdris_view_it_matches_wmmse_from_the_same_starts():
+    # A generic precoding view (effective channel h_k^H Phi G, Phi held at each start's random point).
+    from wbench.registry import get_registry
+
+    sc = get_registry().scenario("bdris")
+    params = sc.resolve_params({"architecture": "diagonal"})
+    prob = sc.problem(params, sc.draw(params, np.random.default_rng(3)))
+    opts = {"starts": 3, "max_iter": 40}
+    a = FP.solve(prob, opts, RunContext(np.random.default_rng(5)))
+    b = Wmmse().solve(prob, opts, RunContext(np.random.default_rng(5)))
+    np.testing.assert_allclose(a.info["start_wsr"], b.info["start_wsr"], rtol=1e-8)
+    assert prob.feasibility(a.x).feasible

@@ -106,3 +106,16 @@ def test_batched_equals_unbatched_and_declines_blocks():
     got = []
     wbench_register_solvers(got.append)
     assert [s.name for s in got] == ["r-wmmse"]
+
+
+def test_on_a_bdris_view_it_matches_wmmse_from_mrt():
+    from wbench.registry import get_registry
+
+    sc = get_registry().scenario("bdris")
+    params = sc.resolve_params({"architecture": "fully"})
+    prob = sc.problem(params, sc.draw(params, np.random.default_rng(4)))
+    opts = {"starts": 1, "init": "mrt", "max_iter": 300, "tol": 1e-9}
+    a = RW.solve(prob, opts, RunContext(np.random.default_rng(0)))
+    b = Wmmse().solve(prob, opts, RunContext(np.random.default_rng(0)))
+    assert prob.utility(a.x) == pytest.approx(prob.utility(b.x), rel=1e-6)
+    assert prob.feasibility(a.x).feasible

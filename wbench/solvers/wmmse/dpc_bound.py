@@ -12,7 +12,8 @@ capacity region of the dual MAC under the same sum power (Vishwanath, Jindal, Go
 achievable rates, and sum-rate capacity of Gaussian MIMO broadcast channels", IEEE Trans. Inf. Theory
 49(10), 2003, Theorem 1), and on a MAC polymatroid a weighted sum rate is maximised at the corner where
 users are decoded in order of increasing weight, the largest weight last (D. Tse, S. Hanly, "Multiaccess
-fading channels -- Part I", IEEE Trans. Inf. Theory 44(7), 1998, Section III: the polymatroid structure). With distinct weight levels
+fading channels -- Part I", IEEE Trans. Inf. Theory 44(7), 1998, Section III: the polymatroid
+structure). With distinct weight levels
 ``w_1 < ... < w_L`` (``w_0 = 0``) and ``T_l = {k : alpha_k >= w_l}`` the weighted sum capacity is then
 
     C_alpha = max_{p >= 0, sum p <= P} sum_l (w_l - w_{l-1}) log2 det(I + (1/sigma2) sum_{k in T_l} p_k h_k h_k^H),
