@@ -32,6 +32,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
+    "wbench.solvers.wmmse.fp",
+    "wbench.solvers.wmmse.rwmmse",
     "wbench.solvers.baselines.closed_form",
     "wbench.solvers.gradient.adam",
     "wbench.solvers.gradient.metaopt",

@@ -510,6 +510,8 @@ class Wmmse(Solver):
         ),
     }
     budget_options = ("max_iter", "tol", "starts", "init")
+    #: The stacked iteration (same signature as :func:`wmmse_stack`); a variant of the method overrides it.
+    _run = staticmethod(wmmse_stack)
 
     def supports_problem(self, problem: Problem) -> bool:
         return problem.has_precoding_view
@@ -546,7 +548,7 @@ class Wmmse(Solver):
             groups.setdefault((np.shape(view.H), view.blocks), []).append(i)
         out: list[Solution] = [Solution()] * len(problems)
         for idx in groups.values():
-            sols = _solve_same_shape([starts[i] for i in idx], opts, [ctxs[i] for i in idx])
+            sols = _solve_same_shape([starts[i] for i in idx], opts, [ctxs[i] for i in idx], self._run)
             for i, s in zip(idx, sols):
                 out[i] = s
         return out
@@ -581,8 +583,10 @@ def view_arrays(views: Sequence[PrecodingView]) -> dict[str, Any]:
     return out
 
 
-def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: list[RunContext]
-                      ) -> list[Solution]:
+def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: list[RunContext],
+                      run: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[Solution]:
+    """Run ``run`` (:func:`wmmse_stack` or a function with its signature) on every start of a stack of
+    problems of one shape; the best start of each realisation is its solution."""
     S, nb = opts["starts"], len(starts)
     flat = [s for per in starts for s in per]
     views = [v for _, v in flat]
@@ -604,7 +608,7 @@ def _solve_same_shape(starts: list[list[Start]], opts: Mapping[str, Any], ctxs: 
         for b in np.flatnonzero(ran.reshape(nb, S).any(axis=1)):
             ctxs[b].checkpoint(point(b, best[b], V[b * S + best[b]]), t)
 
-    V, wsr, iters = wmmse_stack(
+    V, wsr, iters = run(
         arrays["H"], arrays["alpha"], arrays["power"], arrays["sigma2"], V0, opts["max_iter"], opts["tol"],
         on_sweep, (lambda: any(c.expired() for c in budgeted)) if budgeted else None,
         budgets=arrays.get("budgets"), block_index=arrays.get("block_index"),
