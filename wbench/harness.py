@@ -508,13 +508,16 @@ def score(
     stopped by the enforced time limit, status ``timeout``)."""
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None,
                            "feasible": None, "violations": None, "max_violation": None,
-                           "status": "timeout" if killed else "error", "error": err, "trace": None}
+                           "status": "timeout" if killed else "error", "error": err, "trace": None,
+                           "stalled": None}
     if sol is None:
         return out
     if not isinstance(sol, Solution):
         out["error"] = f"solver returned {type(sol).__name__}, not a Solution"
         return out
     out["iterations"] = int(sol.iterations)
+    stalled = sol.info.get("stalled") if isinstance(sol.info, dict) else None
+    out["stalled"] = None if stalled is None else bool(stalled)
     try:
         if "bound" in solver.tags:
             u = float(sol.value) if sol.value is not None else math.nan

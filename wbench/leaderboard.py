@@ -6,6 +6,9 @@ For each (configuration, solver) row:
   Student-t confidence interval ``mean +- t_{0.975, n-1} s / sqrt(n)``;
 * ``time_median_s`` and ``time_p90_s`` of the wall time per run, ``iters_median``;
 * ``feasible_rate``: the fraction of runs whose answer was feasible (and finite and within budget);
+* ``stalled``: the runs whose solver reported an early stop with budget left (``Solution.info["stalled"]``,
+  e.g. a line search that failed away from a stationary point): their utility is what the method reached
+  when it gave up, not where it converged;
 * paired statistics against the best solver of the configuration on the same channels: ``win_rate`` (a
   tie counts one half) and ``mean_gap`` (mean of ``u_solver - u_best`` over realisations where both are
   ``ok``). A run that is not ``ok`` scores minus infinity in the pairing: an infeasible answer never beats
@@ -30,7 +33,7 @@ from .harness import STATUSES
 
 STAT_COLUMNS = [
     "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
-    "iters_median", "feasible_rate", "max_violation", "win_rate", "mean_gap",
+    "iters_median", "feasible_rate", "max_violation", "stalled", "win_rate", "mean_gap",
 ] + [f"n_{s}" for s in STATUSES]
 
 
@@ -101,6 +104,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
             "iters_median": float(g["iterations"].astype(float).median()),
             "feasible_rate": feasible,
             "max_violation": float(viol.max()) if viol.notna().any() else math.nan,
+            "stalled": _count_true(g["stalled"]) if "stalled" in g else 0,
             "fingerprint": fp,
             "config_key": first["config_key"],
             "_bound": is_bound,
@@ -128,6 +132,11 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
         else:
             r["win_rate"], r["mean_gap"] = paired(scores[r["solver"]], scores[best])
     return rows
+
+
+def _count_true(values: pd.Series) -> int:
+    """How many entries are true (1); unknown (NULL) entries count as not stalled."""
+    return int((pd.to_numeric(values, errors="coerce").fillna(0) != 0).sum())
 
 
 def _nz(x: float) -> float:

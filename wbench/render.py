@@ -63,12 +63,18 @@ def _failures(r: pd.Series) -> str:
     return ", ".join(parts) or "-"
 
 
+def _stalled(r: pd.Series) -> str:
+    """Runs that stopped early with budget left (a count), ``-`` for none."""
+    n = r.get("stalled", 0)
+    return str(int(n)) if n == n and n else "-"
+
+
 def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and text cells shared by the terminal table and Markdown."""
     varying, _ = split_params(lb)
     varying = [c for c in varying if c not in ("channels",)]
     header = varying + ["#", "solver", "budget", "n", "mean [95% CI]", "time med", "time p90",
-                        "iters", "feasible", "max viol", "win vs best", "gap to best", "failures"]
+                        "iters", "feasible", "max viol", "stalled", "win vs best", "gap to best", "failures"]
     cells = []
     for _, r in lb.iterrows():
         ci = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -83,7 +89,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             [str(r[c]) for c in varying]
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci,
                _time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
-               feas, viol, win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
+               feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
         )
     return header, cells
 
@@ -137,5 +143,6 @@ def print_table(lb: pd.DataFrame, console: Any = None) -> None:
     console.print(table)
     console.print(
         "mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same channels against "
-        "the rank-1 solver; ranking: feasible rate, then mean."
+        "the rank-1 solver; ranking: feasible rate, then mean; stalled: runs that stopped early with budget "
+        "left (e.g. a failed line search)."
     )
