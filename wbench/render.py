@@ -120,6 +120,7 @@ def make_console() -> Any:
 
 
 def print_table(lb: pd.DataFrame, console: Any = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or make_console()
@@ -130,8 +131,10 @@ def print_table(lb: pd.DataFrame, console: Any = None) -> None:
     table = Table(title=caption(lb), show_lines=False)
     for h in header:
         left = h in ("solver", "budget", "failures")
-        table.add_column(h, justify="left" if left else "right", no_wrap=h != "budget",
-                         overflow="fold" if h == "budget" else "ellipsis")
+        # labels and budgets fold rather than lose their tail: "ao[starts=10]" must not read as "ao"
+        fold = h in ("solver", "budget")
+        table.add_column(h, justify="left" if left else "right", no_wrap=not fold,
+                         overflow="fold" if fold else "ellipsis")
     prev = None
     for (_, r), row in zip(lb.iterrows(), cells):
         key = r["config_key"]
@@ -139,7 +142,7 @@ def print_table(lb: pd.DataFrame, console: Any = None) -> None:
             table.add_section()
         prev = key
         style = "dim" if row[header.index("#")] == "bound" else None
-        table.add_row(*row, style=style)
+        table.add_row(*(escape(c) for c in row), style=style)  # "ao[starts=10]" is not rich markup
     console.print(table)
     console.print(
         "mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same channels against "

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -78,7 +79,7 @@ def run_starts(solve_one: Callable[[Mapping[str, Any]], Solution], problem: Prob
     if n == 1:
         return solve_one(inner)
     rng, random_start, outer = ctx.rng, ctx.random_start, ctx.checkpoints
-    children = rng.spawn(n - 1)
+    children = _children(rng, n - 1)
     merged: list[tuple[float, int, Vars]] = []
     best: tuple[Solution, _Verdict] | None = None
     per_start: list[dict[str, Any]] = []
@@ -109,6 +110,15 @@ def run_starts(solve_one: Callable[[Mapping[str, Any]], Solution], problem: Prob
     info["stalled"] = stalled > 0
     info["stalled_starts"] = stalled
     return Solution(x=sol.x, iterations=iterations, value=sol.value, info=info)
+
+
+def _children(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators derived from ``rng`` without advancing its stream."""
+    try:
+        return rng.spawn(n)
+    except (AttributeError, TypeError, ValueError):  # NumPy < 1.25, or no seed sequence: from the state
+        entropy = zlib.crc32(repr(rng.bit_generator.state).encode())
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
 class _Verdict:
