@@ -137,6 +137,15 @@ def test_budget_column_and_stored_rows_show_the_starts(tmp_path):
                    "--instances", "2", "--jobs", "1") == 0
     budgets = {r["label"]: r["budget"] for r in stored(db)}
     assert budgets == {"adam[iters=5,starts=2]": "iters=5,starts=2", "adam[iters=5]": "iters=5,starts=1"}
+    from rich.console import Console
+
+    from wbench.leaderboard import leaderboard
+    from wbench.render import print_table
+
+    console = Console(record=True, width=400)
+    print_table(leaderboard(stored(db)), console)
+    text = console.export_text()
+    assert "adam[iters=5,starts=2]" in text and "adam[iters=5]" in text  # not eaten as rich markup
     by = {(r["label"], r["instance"]): r for r in stored(db)}
     for i in range(2):
         assert by[("adam[iters=5,starts=2]", i)]["iterations"] == 10
