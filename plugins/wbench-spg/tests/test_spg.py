@@ -298,3 +298,32 @@ def test_discovered_through_entry_point(monkeypatch: pytest.MonkeyPatch) -> None
         m.setenv("WBENCH_LOAD_PLUGINS", "")  # the allow-list really controls it
         assert "spg" not in registry.get_registry(refresh=True).solvers
     registry.get_registry(refresh=True)  # leave a registry built from the caller's environment
+
+
+# -- no silent early stop ----------------------------------------------------------------------------
+def test_a_failed_line_search_is_retried_from_alpha0_and_a_persistent_one_is_reported_stalled(monkeypatch):
+    from wbench_spg import spg
+
+    prob = make(Miso(), {"Nt": 3, "K": 3, "snr_db": 20.0}, 4)
+    real = spg._line_search
+    plain, _ = run(prob, 4)
+    assert plain.info["stalled"] is False
+
+    monkeypatch.setattr(spg, "_line_search", lambda *args: None)  # every search fails
+    dead, _ = run(prob, 4)
+    assert dead.info["stalled"] is True and dead.info["stopped"] == ["line_search"]
+    assert dead.info["iterations_per_start"] == [0]
+
+    calls = {"n": 0}
+
+    def flaky(sp, z, f, g, d, alpha, f_ref):  # every fifth search fails once
+        calls["n"] += 1
+        return None if calls["n"] % 5 == 0 else real(sp, z, f, g, d, alpha, f_ref)
+
+    monkeypatch.setattr(spg, "_line_search", flaky)
+    recovered, _ = run(prob, 4)
+    assert calls["n"] >= 10 and recovered.info["stalled"] is False
+    assert recovered.info["stopped"][0] != "line_search"
+    monkeypatch.setattr(spg, "_line_search", real)
+    early, _ = run(prob, 4, max_iter=4)  # where a run that gave up at the first failure would have ended
+    assert prob.utility(recovered.x) > prob.utility(early.x)
