@@ -6,8 +6,9 @@ one start. So that a leaderboard compares like with like, every solver that star
 (``Solver.multi_start = True``) gets the option ``starts`` here, not in each solver:
 
 * :func:`declare` (called for every ``Solver`` subclass as it is defined) adds ``starts`` (default 1) to
-  the solver's option schema and to its budget column, and wraps its ``solve``. A solver that defines its
-  own ``starts`` option (``wmmse``, ``multistart``, ``mlbf``) keeps it and its meaning.
+  the solver's option schema and to its budget column, and wraps its ``solve`` (and a batched solver's
+  ``solve_batch``, which runs several starts through ``solve``). A solver that defines its own ``starts``
+  option (``wmmse``, ``multistart``, ``mlbf``) keeps it and its meaning.
 * :func:`run_starts`: start 1 is exactly the solver's own run (its ``init`` option, the run's generator
   ``ctx.rng`` as it is), so ``starts=1`` changes nothing and ``starts=N`` never ends below ``starts=1``.
   Start ``k >= 2`` runs with ``ctx.rng`` replaced by the ``k-1``-th child of the run's generator
@@ -60,6 +61,9 @@ def declare(cls: type) -> None:
     solve = cls.__dict__.get("solve")
     if solve is not None and not getattr(solve, "_wbench_starts", False):
         cls.solve = _wrap(solve)
+    batch = cls.__dict__.get("solve_batch")
+    if batch is not None and not getattr(batch, "_wbench_starts", False):
+        cls.solve_batch = _wrap_batch(batch)
 
 
 def _wrap(solve: Callable[..., Solution]) -> Callable[..., Solution]:
@@ -69,6 +73,18 @@ def _wrap(solve: Callable[..., Solution]) -> Callable[..., Solution]:
 
     solve_with_starts._wbench_starts = True  # type: ignore[attr-defined]
     return solve_with_starts
+
+
+def _wrap_batch(solve_batch: Callable[..., list[Solution]]) -> Callable[..., list[Solution]]:
+    """A batched solver's own batch for one start; several starts go through ``solve``, one run at a time."""
+    @functools.wraps(solve_batch)
+    def batch_with_starts(self: Any, problems: Any, options: Mapping[str, Any], ctxs: Any) -> list[Solution]:
+        if STARTS.parse("starts", options.get("starts", 1)) == 1:
+            return solve_batch(self, problems, {k: v for k, v in options.items() if k != "starts"}, ctxs)
+        return [self.solve(p, options, c) for p, c in zip(problems, ctxs)]
+
+    batch_with_starts._wbench_starts = True  # type: ignore[attr-defined]
+    return batch_with_starts
 
 
 def run_starts(solve_one: Callable[[Mapping[str, Any]], Solution], problem: Problem,

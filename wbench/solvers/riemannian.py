@@ -28,9 +28,9 @@ Iteration ``k`` from ``x`` with cost ``f``, Riemannian gradient ``g`` and search
   moved by the vector transport ``T`` (Absil et al., section 8.3; Nocedal & Wright, section 5.2):
   ``y = g_new - T g``, ``beta = max(0, <g_new, y> / <T d, y>)``, ``d_new = -g_new + beta T d``, and ``d = -g``
   whenever ``d`` is not a descent direction. ``sd`` uses ``d = -g``.
-* **Recovery**: a line search that fails along a conjugate direction is repeated along ``-g`` from the last
-  accepted step length (the direction reset to steepest descent, the first step adapted). The run stops
-  only when a steepest-descent search fails too.
+* **Recovery**: a line search that fails is repeated along ``-g`` (the direction reset to steepest descent)
+  from a step length of ``max(1, 2 x`` the last accepted one``)`` (the first step adapted), so that the
+  backtracking covers every step length down to round-off. The run stops only when that search fails too.
 
 Stopping: the iteration budget (``max_iter`` accepted steps), the time budget (``expired()``, checked
 before every cost evaluation), or stationarity. Stationary means ``||g|| <= tol`` where ``tol`` is the
@@ -80,7 +80,7 @@ class Outcome:
     gradient_tolerance: float
     iterations: int
     stopping: str
-    #: Line searches that failed along a conjugate direction and were repeated along ``-g``.
+    #: Line searches that failed and were repeated along ``-g`` from a longer first step.
     restarts: int
     cost_evaluations: int
 
@@ -168,7 +168,7 @@ def minimise(
         f = f_of(x)
         g = rgrad(x)
         gn = float(manifold.norm(x, g))
-        d = -g
+        d, steepest = -g, True  # steepest: d is -g (no conjugate part)
         while True:
             if not (math.isfinite(gn) and math.isfinite(f)):
                 stopping = LINE_SEARCH  # nothing to descend along: reported as stalled
@@ -182,15 +182,21 @@ def minimise(
             if expired():
                 raise _Expired
             df = float(manifold.inner_product(x, g, d))
-            steepest = method == "sd" or not df < 0
+            if not steepest and not df < 0:  # not a descent direction: restart
+                d, steepest = -g, True
             if steepest:
-                d, df = -g, -gn * gn
+                df = -gn * gn
             dn = float(manifold.norm(x, d))
-            result = search(x, d, f, df, _first_step(f_prev, f, df, dn, last_step))
-            if result is None and not steepest:
+            a0 = _first_step(f_prev, f, df, dn, last_step)
+            result = search(x, d, f, df, a0)
+            # Recovery: along -g, from a step length of at least 1 (and twice the last accepted one), so
+            # that backtracking covers every length down to round-off; skipped only when the failed search
+            # was already that one.
+            retry = max(1.0, 2.0 * last_step if math.isfinite(last_step) else 0.0)
+            if result is None and (not steepest or retry > a0 * dn):
                 restarts += 1
                 d, df, dn = -g, -gn * gn, gn
-                result = search(x, d, f, df, _first_step(math.nan, f, df, dn, last_step))
+                result = search(x, d, f, df, retry / gn)
             if result is None:
                 tol = max(min_gradient_norm, _roundoff_tolerance(manifold, rgrad, x, g, gn, f))
                 stopping = ROUNDOFF if gn <= tol else LINE_SEARCH
@@ -204,7 +210,8 @@ def minimise(
                 y = g_new - manifold.transport(x, x_new, g)
                 den = float(manifold.inner_product(x_new, td, y))
                 beta = float(manifold.inner_product(x_new, g_new, y)) / den if den != 0 else 0.0
-                d = -g_new + (max(beta, 0.0) if math.isfinite(beta) else 0.0) * td
+                beta = max(beta, 0.0) if math.isfinite(beta) else 0.0
+                d, steepest = -g_new + beta * td, beta == 0.0
             else:
                 d = -g_new
             f_prev, x, f, g = f, x_new, f_new, g_new
