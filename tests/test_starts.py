@@ -197,3 +197,13 @@ def test_random_starts_depend_on_the_seed():
     ua = [s["utility"] for s in a.info["starts"]["per_start"]]
     ub = [s["utility"] for s in b.info["starts"]["per_start"]]
     assert ua[0] == ub[0] and ua[1:] != ub[1:]
+
+
+def test_the_headline_selection_states_the_starts_of_every_solver(fresh_registry):
+    from wbench.selection import select
+
+    specs, _ = select(fresh_registry, "meta,conventional", "bdris")
+    assert {"adam", "metaopt", "metaopt-alg3", "manifold", "ao", "wmmse", "multistart"} <= {s.name for s in specs}
+    for spec in specs:  # every meta and conventional solver here starts from points
+        assert "starts" in spec.solver.options, spec.name
+        assert any(part.startswith("starts=") for part in spec.budget.split(",")), spec.name
