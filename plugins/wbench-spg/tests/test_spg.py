@@ -301,8 +301,24 @@ def test_discovered_through_entry_point(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 # -- no silent early stop ----------------------------------------------------------------------------
+def _spg_from_this_tree():
+    """``wbench_spg/spg.py`` of this source tree, whatever version of the plugin is installed."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "wbench_spg" / "spg.py"
+    spec = importlib.util.spec_from_file_location("wbench_spg_tree_spg", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_a_failed_line_search_is_retried_from_alpha0_and_a_persistent_one_is_reported_stalled(monkeypatch):
-    from wbench_spg import spg
+    spg = _spg_from_this_tree()
+    solver = spg.Spg()
+
+    def run(problem, seed, **options):  # noqa: F811  (this tree's solver, not the installed one)
+        return solver.solve(problem, options, RunContext(np.random.default_rng(seed + 1000))), None
 
     prob = make(Miso(), {"Nt": 3, "K": 3, "snr_db": 20.0}, 4)
     real = spg._line_search
