@@ -46,7 +46,7 @@ def test_riemannian_gradient_of_the_phi_step_matches_finite_differences(arch, sy
     rng = np.random.default_rng(0)
     x = prob.initial("random", rng)
     chart = PhiChart(prob.variables["Phi"])
-    objective = alternating._PhiObjective(prob, chart, RunContext(np.random.default_rng(0)))
+    objective = alternating._PhiObjective(prob, chart)
     objective.start(x["P"])
     M = chart.manifold()
     decorate = pymanopt.function.numpy(M)
@@ -114,7 +114,7 @@ def test_group_size_b_chart_is_the_fully_connected_chart(sym):
     probs = []
     for prob in (full, grp):
         chart = PhiChart(prob.variables["Phi"])
-        objective = alternating._PhiObjective(prob, chart, RunContext(np.random.default_rng(0)))
+        objective = alternating._PhiObjective(prob, chart)
         objective.start(x["P"])
         M = chart.manifold()
         decorate = pymanopt.function.numpy(M)

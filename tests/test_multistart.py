@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad, minimize_scalar
 
+from tests.helpers import miso_problem
 from tests.toy_plugin import ToyRis
 from wbench.problem import (
     BlockPowerBall, BlockUnitary, Box, ConstraintSet, PowerBall, Problem, Simplex, Unitary, UnitModulus,
@@ -453,3 +454,36 @@ def test_joint_and_torch_constraint_jacobians_match_finite_differences(case):
         torch_rows = form.scenario_jac(y)
         form.torch_constraints = False
         np.testing.assert_allclose(torch_rows, form.scenario_jac(y), rtol=1e-6, atol=1e-8)
+def test_an_early_slsqp_stop_is_restarted_and_a_persistent_one_is_reported_as_stalled(monkeypatch):
+    """SLSQP runs whose line search fails (exit mode 8) after a few iterations: the start is restarted
+    from where it stopped; if SLSQP keeps failing, the run says it stalled; if a restart converges, not."""
+    from wbench.solvers.local import multistart
+
+    prob = miso_problem(3, 2, 10.0, 0, 0)
+    real = multistart._slsqp
+    calls = {"n": 0}
+
+    def failing(fail_first: int):
+        def run(form, objective, y0, opts, callback):
+            calls["n"] += 1
+            if calls["n"] > fail_first:
+                return real(form, objective, y0, opts, callback)
+            res = real(form, objective, y0, dict(opts, max_iter=2), callback)
+            res.status, res.message = 8, "Positive directional derivative for linesearch"
+            return res
+        return run
+
+    opts = {"starts": 1, "max_iter": 100}
+    monkeypatch.setattr(multistart, "_slsqp", failing(10**6))  # every call fails
+    sol = multistart.Multistart().solve(prob, opts, RunContext(np.random.default_rng(0)))
+    assert sol.info["stalled"] is True and sol.info["stalled_starts"] == 1
+    assert 1 <= sol.info["start_restarts"][0] <= multistart.MAX_RESTARTS and sol.info["start_nit"][0] < 100
+    calls["n"] = 0
+    monkeypatch.setattr(multistart, "_slsqp", failing(1))  # the first call fails, the restart converges
+    rec = multistart.Multistart().solve(prob, opts, RunContext(np.random.default_rng(0)))
+    assert rec.info["stalled"] is False and rec.info["start_restarts"] == [1]
+    assert rec.info["start_message"][0] == "Optimization terminated successfully"
+    monkeypatch.setattr(multistart, "_slsqp", real)
+    plain = multistart.Multistart().solve(prob, opts, RunContext(np.random.default_rng(0)))
+    assert plain.info["stalled"] is False and plain.info["start_restarts"] == [0]
+    assert prob.utility(rec.x) == pytest.approx(prob.utility(plain.x), rel=1e-6)

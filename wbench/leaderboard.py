@@ -6,6 +6,9 @@ For each (configuration, solver) row:
   Student-t confidence interval ``mean +- t_{0.975, n-1} s / sqrt(n)``;
 * ``time_median_s`` and ``time_p90_s`` of the wall time per run, ``iters_median``;
 * ``feasible_rate``: the fraction of runs whose answer was feasible (and finite and within budget);
+* ``stalled``: the runs whose solver reported an early stop with budget left (``Solution.info["stalled"]``,
+  e.g. a line search that failed away from a stationary point): their utility is what the method reached
+  when it gave up, not where it converged;
 * paired statistics against the best solver of the configuration on the same channels: ``win_rate`` (a
   tie counts one half) and ``mean_gap`` (mean of ``u_solver - u_best`` over realisations where both are
   ``ok``). A run that is not ``ok`` scores minus infinity in the pairing: an infeasible answer never beats
@@ -38,7 +41,7 @@ from .engine.scoring import STATUSES
 
 STAT_COLUMNS = [
     "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
-    "iters_median", "feasible_rate", "max_violation", "win_rate", "mean_gap",
+    "iters_median", "feasible_rate", "max_violation", "stalled", "win_rate", "mean_gap",
 ] + [f"n_{s}" for s in STATUSES]
 #: Added after :data:`STAT_COLUMNS` only when some run has an in-sample value.
 IN_SAMPLE_COLUMNS = ["in_sample", "optimism", "optimism_ci_low", "optimism_ci_high"]
@@ -117,6 +120,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
             "optimism": optimism[0],
             "optimism_ci_low": optimism[1],
             "optimism_ci_high": optimism[2],
+            "stalled": _count_true(g["stalled"]) if "stalled" in g else 0,
             "fingerprint": fp,
             "config_key": first["config_key"],
             "_bound": is_bound,
@@ -155,6 +159,9 @@ def _in_sample(ok: pd.DataFrame) -> tuple[float, tuple[float, float, float]]:
     both = ok[ok["in_sample"].notna() & ok["utility"].notna()]
     gap = both["in_sample"].astype(float).to_numpy() - both["utility"].astype(float).to_numpy()
     return (float(ins.mean()) if len(ins) else math.nan), _mean_ci(gap)
+def _count_true(values: pd.Series) -> int:
+    """How many entries are true (1); unknown (NULL) entries count as not stalled."""
+    return int((pd.to_numeric(values, errors="coerce").fillna(0) != 0).sum())
 
 
 def _nz(x: float) -> float:

@@ -69,6 +69,10 @@ def _failures(r: pd.Series) -> str:
 def has_in_sample(lb: pd.DataFrame) -> bool:
     """Whether the leaderboard carries in-sample values (scenarios scored on data solvers did not see)."""
     return "in_sample" in lb.columns and bool(lb["in_sample"].notna().any())
+def _stalled(r: pd.Series) -> str:
+    """Runs that stopped early with budget left (a count), ``-`` for none."""
+    n = r.get("stalled", 0)
+    return str(int(n)) if n == n and n else "-"
 
 
 def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -78,7 +82,8 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     optimism = has_in_sample(lb)
     header = varying + ["#", "solver", "budget", "n", "mean [95% CI]"] \
         + (["in-sample", "optimism [95% CI]"] if optimism else []) \
-        + ["time med", "time p90", "iters", "feasible", "max viol", "win vs best", "gap to best", "failures"]
+        + ["time med", "time p90", "iters", "feasible", "max viol", "stalled", "win vs best", "gap to best",
+           "failures"]
     cells = []
     for _, r in lb.iterrows():
         ci = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -95,7 +100,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             [str(r[c]) for c in varying]
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci] + extra
             + [_time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
-               feas, viol, win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
+               feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
         )
     return header, cells
 
@@ -147,8 +152,8 @@ def terminal_rows(lb: pd.DataFrame, width: int = TABLE_WIDTH, wide: bool = False
 
     The default (narrow) table keeps what a reader compares at a glance: the varying parameters, rank,
     solver, budget, n, mean with its 95% interval as ``mean ± half-width`` (Student-t, symmetric), median
-    time, feasible rate and the paired win rate and gap to the best; the failures column only when some
-    run failed. Budgets stay in the table when it then fits ``width``; otherwise the longest budgets, one by
+    time, feasible rate and the paired win rate and gap to the best; the failures and stalled columns only
+    when some run failed or stopped early. Budgets stay in the table when it then fits ``width``; otherwise the longest budgets, one by
     one, become numbered references to a legend printed under the table, and if that is not enough, solver
     labels may wrap after the commas of their options. ``wide``: every column of :func:`display_rows`.
     """
@@ -156,9 +161,10 @@ def terminal_rows(lb: pd.DataFrame, width: int = TABLE_WIDTH, wide: bool = False
     if wide:
         return header, cells, []
     keep = [j for j, h in enumerate(header) if h not in WIDE_ONLY]
-    fail = header.index("failures")
-    if all(r[fail] == "-" for r in cells):
-        keep.remove(fail)
+    for name in ("failures", "stalled"):  # shown only when some run failed / stopped early
+        j = header.index(name)
+        if all(r[j] == "-" for r in cells):
+            keep.remove(j)
     ci = header.index("mean [95% CI]")
     pm = [_pm(r) for _, r in lb.iterrows()]
     cells = [[pm[i] if j == ci else row[j] for j in keep] for i, row in enumerate(cells)]
@@ -224,6 +230,8 @@ def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> No
         "the rank-1 solver; ranking: feasible rate, then mean."
         + (" in-sample: the solver's own objective on what it saw; optimism: in-sample minus scored utility."
            if has_in_sample(lb) else "")
+        + (" stalled: runs that stopped early with budget left (e.g. a failed line search)."
+           if "stalled" in lb.columns and bool((lb["stalled"].fillna(0) > 0).any()) else "")
         + ("" if wide else " More columns (time p90, iters, max viol, failures): --wide."),
         highlight=False,
     )

@@ -9,9 +9,10 @@ them is kept out of the measured time and their utilities are evaluated after th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -46,7 +47,8 @@ _SCHEDULE = _log_schedule()
 
 
 class RunContext:
-    """Per-run services: a seeded RNG, the budget, the clock, and the checkpoint recorder."""
+    """Per-run services: a seeded RNG, the budget, the clock, the checkpoint recorder, and the start point
+    of a solver that starts from one (:meth:`initial`)."""
 
     def __init__(
         self,
@@ -60,8 +62,24 @@ class RunContext:
         self.device = device
         self.max_checkpoints = max_checkpoints
         self.checkpoints: list[tuple[float, int, Vars]] = []
+        #: Set by :mod:`wbench.starts` for the random starts of ``starts=N``: :meth:`initial` then returns a
+        #: random feasible point whatever initial point the solver's options name.
+        self.random_start = False
         self._start = time.perf_counter()
         self._paused = 0.0
+
+    def initial(self, problem: Problem, method: str | None = None) -> Vars:
+        """The solver's starting point on ``problem``: the named initial point (``problem.initial(method,
+        self.rng)``), or, on a random start of ``starts=N``, a random feasible point from :attr:`rng`.
+
+        Solvers that start from a point (``multi_start = True``) take it from here, never from
+        ``problem.initial`` directly, so that the shared ``starts`` option reaches them.
+        """
+        if not self.random_start:
+            return problem.initial(method, self.rng)
+        if "random" in problem.init_methods:
+            return problem.initial("random", self.rng)
+        return problem.random_feasible(self.rng)
 
     # -- time ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -71,6 +89,15 @@ class RunContext:
     def elapsed(self) -> float:
         """Seconds of solver time so far (checkpoint recording excluded)."""
         return time.perf_counter() - self._start - self._paused
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Exclude the enclosed work (recording, scoring a trace) from the solver's time."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t0
 
     @property
     def recording_seconds(self) -> float:
@@ -109,7 +136,11 @@ class Solver:
     * ``scenarios``: names of supported scenarios, or ``None`` for a generic solver that works on any
       problem for which :meth:`supports_problem` is true;
     * ``options``: the option schema; ``budget_options`` are shown in the leaderboard's budget column
-      even at their defaults, so that e.g. a 10-iteration WMMSE is never mistaken for a converged one.
+      even at their defaults, so that e.g. a 10-iteration WMMSE is never mistaken for a converged one;
+    * ``multi_start``: ``True`` for a local solver that starts from a point, which it takes from
+      :meth:`RunContext.initial`. Such a solver gets the shared option ``starts`` (best of ``N`` runs, the
+      first from its ``init``, the others from random feasible points; :mod:`wbench.starts`), shown in the
+      budget column, unless it defines its own ``starts`` option.
     """
 
     name: ClassVar[str] = ""
@@ -122,7 +153,14 @@ class Solver:
     #: Solvers that use torch set this, so that the harness imports torch (and fixes its thread count)
     #: before the clock starts: a one-off import is not the solver's time.
     uses_torch: ClassVar[bool] = False
+    multi_start: ClassVar[bool] = False
     origin: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from . import starts
+
+        starts.declare(cls)
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         return resolve(self.options, given, f"option for solver {self.name!r}:")

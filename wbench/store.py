@@ -52,6 +52,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("wall_s", "REAL"),
     ("cpu_s", "REAL"),
     ("iterations", "INTEGER"),
+    #: 1 when the solver reported an early stop with budget left (``Solution.info["stalled"]``), 0 when it
+    #: reported none, NULL when it does not say.
+    ("stalled", "INTEGER"),
     ("status", "TEXT NOT NULL"),
     ("error", "TEXT"),
     ("trace", "TEXT"),

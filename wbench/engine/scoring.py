@@ -45,6 +45,7 @@ def score(
     or drops them)."""
     judge = problem if scorer is None else scorer
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None, "in_sample": None,
+                           "stalled": None,
                            "feasible": None, "violations": None, "max_violation": None,
                            "status": "timeout" if killed else "error", "error": err, "trace": None}
     if sol is None:
@@ -53,6 +54,8 @@ def score(
         out["error"] = f"solver returned {type(sol).__name__}, not a Solution"
         return out
     out["iterations"] = int(sol.iterations)
+    stalled = sol.info.get("stalled") if isinstance(sol.info, dict) else None
+    out["stalled"] = None if stalled is None else bool(stalled)
     try:
         if "bound" in solver.tags:
             u = float(sol.value) if sol.value is not None else math.nan

@@ -373,3 +373,46 @@ def test_declines_a_joint_constraint_with_the_reason() -> None:
     reason = SOLVER.declines(prob, {})
     assert reason is not None and "not the Euclidean projection" in reason
     assert not SOLVER.supports_problem(prob)
+# -- no silent early stop ----------------------------------------------------------------------------
+def _spg_from_this_tree():
+    """``wbench_spg/spg.py`` of this source tree, whatever version of the plugin is installed."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "wbench_spg" / "spg.py"
+    spec = importlib.util.spec_from_file_location("wbench_spg_tree_spg", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_line_search_is_retried_from_alpha0_and_a_persistent_one_is_reported_stalled(monkeypatch):
+    spg = _spg_from_this_tree()
+    solver = spg.Spg()
+
+    def run(problem, seed, **options):  # noqa: F811  (this tree's solver, not the installed one)
+        return solver.solve(problem, options, RunContext(np.random.default_rng(seed + 1000))), None
+
+    prob = make(Miso(), {"Nt": 3, "K": 3, "snr_db": 20.0}, 4)
+    real = spg._line_search
+    plain, _ = run(prob, 4)
+    assert plain.info["stalled"] is False
+
+    monkeypatch.setattr(spg, "_line_search", lambda *args: None)  # every search fails
+    dead, _ = run(prob, 4)
+    assert dead.info["stalled"] is True and dead.info["stopped"] == ["line_search"]
+    assert dead.info["iterations_per_start"] == [0]
+
+    calls = {"n": 0}
+
+    def flaky(sp, z, f, g, d, alpha, f_ref):  # every fifth search fails once
+        calls["n"] += 1
+        return None if calls["n"] % 5 == 0 else real(sp, z, f, g, d, alpha, f_ref)
+
+    monkeypatch.setattr(spg, "_line_search", flaky)
+    recovered, _ = run(prob, 4)
+    assert calls["n"] >= 10 and recovered.info["stalled"] is False
+    assert recovered.info["stopped"][0] != "line_search"
+    monkeypatch.setattr(spg, "_line_search", real)
+    early, _ = run(prob, 4, max_iter=4)  # where a run that gave up at the first failure would have ended
+    assert prob.utility(recovered.x) > prob.utility(early.x)

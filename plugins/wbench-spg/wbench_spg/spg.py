@@ -55,7 +55,8 @@ Iteration ``k`` (``g = grad f(z_k)``, ``alpha_k`` the spectral step):
 5. also stop when the merit has stayed within ``tol^2 (1 + |f|)`` over the last ``M + 1`` iterates (near a
    nondegenerate minimiser ``f - f*`` is of the order of the squared residual, so this matches the residual
    test; it ends runs whose residual cannot vanish, see below), or when the line search cannot find an
-   acceptable point (40 reductions).
+   acceptable point (40 reductions) even after a retry from the first step ``alpha_0``: such a run is
+   reported ``info["stalled"]`` (it stopped with iterations left and the residual above ``tol``).
 
 First step. ``alpha_0 = 1 / rms(g_0)`` in the scaled coordinates: the first trial step ``alpha_0 g_0`` has
 the same RMS entry size as the start point itself, i.e. it is on the variable's own scale (the analogue of
@@ -321,8 +322,13 @@ def spg_run(
             stopped = "stationary"
             break
         found = _line_search(sp, z, f, g, d, alpha, max(history))
+        if found is None and alpha != alpha0:
+            # Recover before giving up: the spectral step may be far off after a poor curvature pair;
+            # retry once from the first step alpha_0 (a scaled steepest-descent step).
+            alpha = dict(alpha0)
+            continue
         if found is None:
-            stopped = "line_search"
+            stopped = "line_search"  # with the residual above tol: reported as stalled
             break
         z_new, f_new, handle = found
         g_new = sp.gradient(handle)
@@ -376,7 +382,7 @@ class Spg(Solver):
     """Nonmonotone spectral projected gradient (Birgin, Martinez & Raydan 2000), best of ``starts``."""
 
     name = "spg"
-    version = "1"
+    version = "2"
     description = ("nonmonotone spectral projected gradient (Birgin, Martinez, Raydan 2000) on loss_torch with "
                    "the sets' projections; a heuristic on nonconvex sets")
     tags = frozenset({"conventional"})
@@ -453,6 +459,9 @@ class Spg(Solver):
             "stopped": [r.stopped for r in results],
             "iterations_per_start": [r.iterations for r in results],
             "residual": [r.residual for r in results],
+            # a start whose line search failed even from alpha_0, away from a stationary point: an early
+            # stop with iterations left, counted in the leaderboard's stalled column
+            "stalled": any(r.stopped == "line_search" for r in results),
             "loss_per_start": [r.f for r in results],
             "evaluations": total_evals,
             "gradients": total_grads,

@@ -13,8 +13,9 @@ from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer st
     of ``P``); without it, a sweep that ends inside the ball (multiplier 0) returns to the sphere only
     slowly.
 (b) ``Phi`` step: Riemannian conjugate gradient (Absil, Mahony, Sepulchre, *Optimization Algorithms on
-    Matrix Manifolds*, Princeton 2008, section 8.3 and 4.2; pymanopt's Hestenes-Stiefel CG with a
-    backtracking Armijo line search) on the negative sum rate with ``P`` fixed (``problem.loss_torch``,
+    Matrix Manifolds*, Princeton 2008, section 8.3 and 4.2; the Hestenes-Stiefel CG of
+    :mod:`wbench.solvers.common.riemannian_descent`, whose Armijo line search recovers from a failure by a
+    steepest-descent restart) on the negative sum rate with ``P`` fixed (``problem.loss_torch``,
     gradient by torch autograd in the real metric of :mod:`wbench.solvers.common.manifolds`), at most ``cg_iter``
     iterations, warm-started from the current ``Phi``. The manifold: the complex circle ``(S^1)^B`` for a
     diagonal RIS, the unitary group ``U(B)`` for a fully-connected BD-RIS, ``U(g)^(B/g)`` for a
@@ -26,6 +27,11 @@ from ``init`` (default ``mrt``: ``Phi = I`` and the MRT precoder), one *outer st
 
 The outer loop stops when the sum rate changes by at most ``tol`` relative to its previous value (Li,
 Shen, Clerckx stop at 1e-3; 1e-4 here) or after ``max_outer`` steps, or when the run's budget is spent.
+A ``Phi`` step ends on ``cg_iter``, on its gradient norm (``min_gradient_norm``, or the round-off
+tolerance of :mod:`wbench.solvers.common.riemannian_descent`), or stalled: a steepest-descent line search that failed
+at a gradient above the tolerance. When the run ends (not on a budget) right after a stalled ``Phi``
+step, its relative-change test saw no progress because the step stalled, not because the point is
+stationary: ``info["stalled"]`` says so (``info["stalled_phi_steps"]`` counts every stalled step).
 Both steps are descent steps for the loss, so the sum rate is non-decreasing up to round-off; the best
 point is kept anyway and reported at every outer step (``ctx.checkpoint(best, outer step)``).
 
@@ -53,14 +59,15 @@ precoder the WMMSE step uses them, and the scaling onto the sphere in (a) is ski
 
 The returned point is projected onto the sets once more (``problem.project``): the iterates are on them up
 to round-off already (WMMSE ends on the power sphere, pymanopt's retractions stay on the manifolds), so
-this moves them by round-off only. All randomness is ``init=random`` drawn from ``ctx.rng``; pymanopt
-draws nothing, so a seed gives identical results. Torch and pymanopt are imported inside ``solve``.
+this moves them by round-off only. The start comes from :meth:`~wbench.solver.RunContext.initial` (so the
+shared ``starts=N`` option of :mod:`wbench.starts` applies); all randomness is ``init=random`` (or a random
+start) drawn from ``ctx.rng``, so a seed gives identical results. Torch and pymanopt are imported inside
+``solve``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -70,13 +77,10 @@ from ...linalg import symmetric_unitary, takagi_factor
 from ...params import Param, ParamError
 from ...problem import BlockUnitary, Problem, Unitary, UnitModulus, Variable, Vars
 from ...solver import RunContext, Solution, Solver
+from ..common import riemannian_descent as riemannian
 from ..wmmse.wmmse import view_arrays, wmmse_stack
 
 __all__ = ["Ao"]
-
-
-class _OutOfTime(Exception):
-    """Raised from inside the cost when the budget is spent, to leave pymanopt at once."""
 
 
 class PhiChart:
@@ -149,9 +153,8 @@ class _PhiObjective:
     """Loss and Euclidean gradient in the ``Phi`` point at a fixed ``P`` (cached per point), with the best
     point of the current ``Phi`` step. ``names`` are the problem's (precoder, scattering) variables."""
 
-    def __init__(self, problem: Problem, chart: PhiChart, ctx: RunContext,
-                 names: tuple[str, str] | None = None) -> None:
-        self.problem, self.chart, self.ctx = problem, chart, ctx
+    def __init__(self, problem: Problem, chart: PhiChart, names: tuple[str, str] | None = None) -> None:
+        self.problem, self.chart = problem, chart
         self.names = _roles(problem) if names is None else names
         self.P: Any = None
         self._key: bytes | None = None
@@ -172,8 +175,6 @@ class _PhiObjective:
         point = np.ascontiguousarray(point)
         key = point.tobytes()
         if key != self._key:
-            if self.ctx.expired():
-                raise _OutOfTime
             pt = torch.as_tensor(point.astype(np.complex128)).clone().requires_grad_(True)
             precoder, scattering = self.names
             loss = self.problem.loss_torch({precoder: self.P, scattering: self.chart.to_phi_torch(pt)})
@@ -200,17 +201,20 @@ class _Phase:
     stopping: str
     cg_iterations: int
     wmmse_iterations: int
+    stalled: bool  # ended (not on a budget) right after a stalled Phi step
+    stalled_steps: int
 
 
 class Ao(Solver):
     """Alternating optimisation: WMMSE for ``P``, Riemannian CG for ``Phi`` (see the module docstring)."""
 
     name = "ao"
-    version = "1"
+    version = "2"
     description = "alternating optimisation: WMMSE precoder, Riemannian CG scattering matrix (bdris)"
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    multi_start = True
     options = {
         "max_outer": Param(500, "outer (P step + Phi step) iterations at most", min=1),
         "tol": Param(1e-4, "stop when the sum rate changes by <= tol relative to the previous outer step",
@@ -252,21 +256,22 @@ class Ao(Solver):
         step0 = 0
         warm = problem.warm_start() if opts["warm"] != "none" else None
         if warm is not None and warm.name == opts["warm"]:
-            first = _alternate(warm.problem, warm.problem.initial(opts["init"], ctx.rng), opts, ctx, 0,
+            first = _alternate(warm.problem, ctx.initial(warm.problem, opts["init"]), opts, ctx, 0,
                                warm.embed)
             x0 = warm.embed(first.x)
             step0 = first.steps + 1  # the trace numbers both phases' outer steps consecutively
             info["warm"] = {"utility": first.utility, "outer_steps": first.steps, "rate_trace": first.rates,
                             "stopping": first.stopping, "cg_iterations": first.cg_iterations,
-                            "wmmse_iterations": first.wmmse_iterations}
+                            "wmmse_iterations": first.wmmse_iterations, "stalled": first.stalled,
+                            "stalled_phi_steps": first.stalled_steps}
         else:
-            x0 = problem.initial(opts["init"], ctx.rng)
+            x0 = ctx.initial(problem, opts["init"])
         phase = _alternate(problem, x0, opts, ctx, step0, None)
         x = problem.project(phase.x)
         ctx.checkpoint(x, step0 + phase.steps, force=True)
         info.update(rate_trace=phase.rates, stopping=phase.stopping, outer_steps=phase.steps,
                     cg_iterations=phase.cg_iterations, wmmse_iterations=phase.wmmse_iterations,
-                    best_utility=phase.utility)
+                    best_utility=phase.utility, stalled=phase.stalled, stalled_phi_steps=phase.stalled_steps)
         return Solution(x=x, iterations=step0 + phase.steps, info=info)
 
 
@@ -281,23 +286,10 @@ def _roles(problem: Problem) -> tuple[str, str]:
 def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunContext, step0: int,
                embed: Callable[[Vars], Vars] | None) -> _Phase:
     """The outer loop on one problem from ``x0``; checkpoints (through ``embed``) numbered from ``step0``."""
-    import pymanopt
-    from pymanopt.optimizers.line_search import BackTrackingLineSearcher
-
     pname, sname = _roles(problem)
     chart = PhiChart(problem.variables[sname])
-    objective = _PhiObjective(problem, chart, ctx, (pname, sname))
+    objective = _PhiObjective(problem, chart, (pname, sname))
     manifold = chart.manifold()
-    decorate = pymanopt.function.numpy(manifold)
-
-    # pymanopt inspects the signature: plain functions of the point, not bound methods.
-    def cost(point: np.ndarray) -> float:
-        return objective.cost(point)
-
-    def euclidean_gradient(point: np.ndarray) -> np.ndarray:
-        return objective.gradient(point)
-
-    mp = pymanopt.Problem(manifold, decorate(cost), euclidean_gradient=decorate(euclidean_gradient))
     emb = embed or (lambda x: x)
     stop = ctx.expired if ctx.budget_seconds is not None else None
 
@@ -309,6 +301,7 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
     rates = [u_prev]
     ctx.checkpoint(emb(best_x), step0)
     stopping, steps, cg_its, wmmse_its = f"max_outer={opts['max_outer']} reached", 0, 0, 0
+    stalled_steps, out = 0, None
     for t in range(1, opts["max_outer"] + 1):
         if ctx.expired():
             stopping = "budget spent"
@@ -330,25 +323,12 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
             P = P * np.sqrt(float(view.power) / norm2)
         # (b) scattering matrix: Riemannian CG at fixed P, from the current point
         objective.start(P)
-        optimiser = pymanopt.optimizers.ConjugateGradient(
-            # pymanopt checks max_iterations before each step: N allows N - 1 steps
-            max_iterations=opts["cg_iter"] + 1, min_gradient_norm=opts["min_gradient_norm"], verbosity=0,
-            # Backtracking (25 halvings, first trial from the last decrease) rather than pymanopt's default
-            # adaptive search (10 halvings from a unit step), which rejects every step once the gradient
-            # is small and leaves the Phi step ~1e-8 short of its optimum.
-            line_searcher=BackTrackingLineSearcher(),
-            log_verbosity=0,
-            # pymanopt's own default is 1000 s: no budget means no time limit
-            max_time=np.inf if ctx.budget_seconds is None else max(ctx.budget_seconds - ctx.elapsed(), 0.0))
-        out_of_time = False
-        try:
-            with warnings.catch_warnings():
-                # Hestenes-Stiefel's 0/0 after a rejected line search is a restart (beta = 0); numpy warns.
-                warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"pymanopt\.")
-                res = optimiser.run(mp, initial_point=point)
-            cg_its += max(int(res.iterations) - 1, 0)
-        except _OutOfTime:
-            out_of_time = True
+        out = riemannian.minimise(manifold, objective.cost, objective.gradient, point, method="cg",
+                                  max_iter=opts["cg_iter"], min_gradient_norm=opts["min_gradient_norm"],
+                                  expired=ctx.expired)
+        cg_its += out.iterations
+        out_of_time = out.stopping == riemannian.TIME
+        stalled_steps += out.stalled
         if objective.best_point is not None:  # the lowest loss seen in this step (the start included)
             point = objective.best_point
         x = {pname: P, sname: chart.to_phi(point)}
@@ -365,7 +345,8 @@ def _alternate(problem: Problem, x0: Vars, opts: Mapping[str, Any], ctx: RunCont
             stopping = f"relative change <= tol={opts['tol']:g}"
             break
         u_prev = u
-    return _Phase(best_x, best_u, steps, rates, stopping, cg_its, wmmse_its)
+    stalled = out is not None and out.stalled and stopping.startswith("relative change")
+    return _Phase(best_x, best_u, steps, rates, stopping, cg_its, wmmse_its, stalled, stalled_steps)
 
 
 @hookimpl

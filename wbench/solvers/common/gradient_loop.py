@@ -27,7 +27,8 @@ What this module owns, so that neither solver repeats it:
 * the loop of Algorithm 1 / Algorithm 3 of seed 000 around a solver-specific ``step``: evaluate the new
   iterate's meta-loss, keep the best iterate by meta-loss (lines 7-9 of Algorithm 1, 9-12 of
   Algorithm 3), record the best-so-far point as a checkpoint every iteration, stop on the iteration budget,
-  the seconds budget (``ctx.expired()``) or a non-finite loss, optionally project everything at the end
+  the seconds budget (``ctx.expired()``) or a non-finite loss (reported as ``info["stalled"]``: an early
+  stop with iterations left), optionally project everything at the end
   (keeping the projected start instead if the projected best iterate is worse), and return a
   :class:`~wbench.solver.Solution` (:func:`run`).
 
@@ -230,14 +231,14 @@ class Setup:
 
 
 def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: Stage | None = None) -> Setup:
-    """Resolve the shared options on ``problem``: the initial point (drawn from ``ctx.rng`` if random,
-    or ``stage.x0``)."""
+    """Resolve the shared options on ``problem``: the initial point (``ctx.initial``: drawn from ``ctx.rng``
+    if random, or a random start of ``starts=N``), or ``stage.x0``."""
     from . import autodiff
 
     stage = stage or Stage()
     device = autodiff.device_for(ctx)
     projected = projected_names(problem, opts["project"])
-    x0_np = problem.initial(opts["init"], ctx.rng) if stage.x0 is None else stage.x0
+    x0_np = ctx.initial(problem, opts["init"]) if stage.x0 is None else stage.x0
     x0 = autodiff.to_torch(problem, x0_np, device)
     penalised = tuple(n for n in problem.variables if n not in projected)
     joint_projected = tuple(j for j in problem.joint if j.rescaled in projected)
@@ -333,6 +334,8 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
         "best_loss": best_loss,
         "best_iteration": best_it,
         "stopped": stopped,
+        # a non-finite loss ends the run with iterations left: an early stop, reported (wbench.starts)
+        "stalled": stopped == "nonfinite",
         "projected": list(setup.projected),
         "penalised": list(setup.penalised),
         "final_project": bool(final_project),

@@ -49,6 +49,7 @@ class Adam(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    multi_start = True
     options = {
         **gl.loop_options(300, "Adam iterations"),
         "lr": Param(3e-2, "learning rate relative to the RMS entry of each variable's initial point",

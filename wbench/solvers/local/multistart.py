@@ -54,6 +54,12 @@ the iterates at the iterations a trace keeps (1..10, then about 12 per decade: j
 cost about 20% more time on ``miso``). The best feasible candidate is returned; if none is feasible, the one
 whose worst violation relative to its tolerance is smallest.
 
+Early stops: SLSQP ends a run at a failed line search ("Positive directional derivative for linesearch")
+or an unsolvable QP subproblem even with iterations left. Such a start is restarted from its end point
+(a fresh quasi-Newton matrix, i.e. a steepest-descent first step), at most 3 times, the stopping points
+staying candidates; a start that still ends that way with iterations and time left is *stalled*:
+``info["stalled"]`` (any start) and ``info["stalled_starts"]`` say so.
+
 Budget: ``ctx.expired()`` is checked between starts and after every SciPy iteration (the callback stops
 SciPy). Checkpoints record the best-so-far point, numbered by SciPy iterations summed over the starts.
 """
@@ -388,7 +394,7 @@ class Multistart(Solver):
     """SciPy SLSQP / trust-constr from ``starts`` starts, best feasible kept (seed 004's fmincon baseline)."""
 
     name = "multistart"
-    version = "1"
+    version = "2"
     description = "fmincon-like baseline: SciPy SLSQP/trust-constr from n random starts, best feasible kept"
     tags = frozenset({"conventional"})
     scenarios = None
@@ -476,15 +482,31 @@ class Multistart(Solver):
             offer(_judge(form, x0))
             if s == 0:
                 ctx.checkpoint(best.x, 0)
+            base = iterations
             try:
                 res = minimise(form, objective, form.from_vars(x0), opts, callback)
+                nit, restarts = int(res.nit), 0
+                # SLSQP gives up on a failed line search or QP subproblem with iterations left: restart it
+                # from where it stopped, with a fresh quasi-Newton matrix (the stopping point stays a
+                # candidate in case the continuation does worse).
+                while (_early_stop(opts["method"], res) and restarts < MAX_RESTARTS
+                       and nit < opts["max_iter"] and not ctx.expired()):
+                    offer(finish(np.asarray(res.x, dtype=np.float64)))
+                    res = minimise(form, objective, np.asarray(res.x, dtype=np.float64),
+                                   dict(opts, max_iter=opts["max_iter"] - nit), callback)
+                    nit, restarts = nit + int(res.nit), restarts + 1
+                # SciPy's own count: SLSQP may end with an iteration it reports in ``nit`` without calling
+                # the callback, so the numbering follows ``nit`` (and stays increasing)
+                iterations = max(iterations, base + nit)
                 cand = finish(np.asarray(res.x, dtype=np.float64))
                 offer(cand)
-                record = {"objective": cand.objective, "feasible": cand.feasible, "nit": int(res.nit),
-                          "message": str(res.message)}
+                record = {"objective": cand.objective, "feasible": cand.feasible, "nit": nit,
+                          "message": str(res.message), "restarts": restarts,
+                          "stalled": _early_stop(opts["method"], res) and nit < opts["max_iter"]
+                          and not ctx.expired()}
             except (ArithmeticError, ValueError) as exc:  # one failing start must not sink the others
                 record = {"objective": None, "feasible": False, "nit": 0,
-                          "message": f"{type(exc).__name__}: {exc}"}
+                          "message": f"{type(exc).__name__}: {exc}", "restarts": 0, "stalled": False}
             starts_info.append(record)
             if ctx.expired():
                 break
@@ -498,6 +520,11 @@ class Multistart(Solver):
             "start_nit": [r["nit"] for r in starts_info],
             "start_message": [r["message"] for r in starts_info],
             "starts_run": len(starts_info),
+            "start_restarts": [r["restarts"] for r in starts_info],
+            # a start that SLSQP ended early (a failed line search or subproblem, after the restarts) with
+            # iterations and time left: reported, never silent
+            "stalled": any(r["stalled"] for r in starts_info),
+            "stalled_starts": sum(r["stalled"] for r in starts_info),
             "best_objective": best.objective,
             "feasible": best.feasible,
         }
@@ -521,6 +548,17 @@ def _unsupported(problem: Problem) -> str | None:
         if takagi & set(j.names):
             return f"joint constraint {j.describe()} on a symmetric unitary variable"
     return None
+#: SLSQP exit modes that are not an early stop: 0 converged (its own test), 9 iteration limit, 99 the
+#: callback stopped it (time budget). The others (a failed line search, mode 8; singular or incompatible
+#: QP subproblems, modes 3-7) stop with iterations left.
+_SLSQP_DONE = (0, 9, 99)
+#: Restarts of SLSQP after an early stop, per start.
+MAX_RESTARTS = 3
+
+
+def _early_stop(method: str, res: Any) -> bool:
+    """SLSQP stopped for another reason than convergence or a budget (trust-constr has no line search)."""
+    return method == "slsqp" and int(getattr(res, "status", 0)) not in _SLSQP_DONE
 
 
 def _start(problem: Problem, method: str, rng: np.random.Generator) -> Vars:
