@@ -22,7 +22,7 @@ import pytest
 from wbench.cli import main
 from wbench.figures import anytime, cli as fcli, profile, report, scaling, sweep
 from wbench.figures import data as D
-from wbench.leaderboard import leaderboard
+from wbench.ranking import leaderboard
 from wbench.params import ParamError
 from wbench.store import COLUMN_NAMES, Store
 

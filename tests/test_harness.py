@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from wbench import engine
-from wbench.leaderboard import leaderboard
+from wbench.ranking import leaderboard
 from wbench.selection import select
 from wbench.store import Store
 from tests.helpers import by_key, compare, stored

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from wbench.leaderboard import leaderboard, paired
+from wbench.ranking import leaderboard, paired
 from wbench.render import to_csv, to_markdown
 
 

@@ -57,7 +57,7 @@ def test_bd_ris_warm_started_from_the_ris_never_scores_below_it(seed, arch, symm
 
 def test_penalty_only_phi_is_reported_and_the_final_projection_says_so(tmp_path, fresh_registry):
     from tests.helpers import compare, stored
-    from wbench.leaderboard import leaderboard
+    from wbench.ranking import leaderboard
     from wbench.render import to_markdown
 
     db = tmp_path / "a3.db"

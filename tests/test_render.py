@@ -9,7 +9,7 @@ import json
 from rich.console import Console
 
 from wbench.cli import main
-from wbench.leaderboard import leaderboard
+from wbench.ranking import leaderboard
 from wbench.render import print_table, to_csv, to_markdown
 
 SOLVERS = [  # (label, budget): the bdris headline's solvers and the longest labels wbench makes

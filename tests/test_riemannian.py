@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import bdris_problem, compare, stored
 from wbench.channels.channelset import GeneratedChannels
-from wbench.leaderboard import leaderboard
+from wbench.ranking import leaderboard
 from wbench.render import display_rows
 from wbench.scenarios.bdris import Bdris
 from wbench.solver import RunContext

@@ -23,7 +23,7 @@ from tests.helpers import compare, stored
 from wbench import registry
 from wbench.channels.channelset import realisation_rng
 from wbench.engine import score
-from wbench.leaderboard import leaderboard
+from wbench.ranking import leaderboard
 from wbench.render import to_csv, to_markdown
 from wbench.solver import RunContext, Solution
 from wbench.store import COLUMNS, Store

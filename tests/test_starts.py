@@ -139,7 +139,7 @@ def test_budget_column_and_stored_rows_show_the_starts(tmp_path):
     assert budgets == {"adam[iters=5,starts=2]": "iters=5,starts=2", "adam[iters=5]": "iters=5,starts=1"}
     from rich.console import Console
 
-    from wbench.leaderboard import leaderboard
+    from wbench.ranking import leaderboard
     from wbench.render import print_table
 
     console = Console(record=True, width=400)

@@ -37,13 +37,6 @@ _API = ("compare", "runs", "leaderboard", "solutions", "export_solutions")
 
 
 def __getattr__(name: str):  # PEP 562: the notebook API without importing pandas for every plugin
-    if name == "leaderboard":
-        # ``wbench.leaderboard`` is also the submodule of that name, which the import system binds here
-        # whenever it is imported; the module is made callable (it forwards to ``api.leaderboard``), so
-        # ``wbench.leaderboard(db)`` works whichever of the two the name holds.
-        import importlib
-
-        return importlib.import_module(".leaderboard", __name__)
     if name in _API:
         from . import api
 

@@ -344,7 +344,7 @@ def leaderboard_tables(source: "str | Path | pd.DataFrame", scenario: str | None
     """One leaderboard per scenario, in name order (what ``wbench leaderboard`` prints one after another)."""
     import pandas as pd
 
-    from .leaderboard import leaderboard as _leaderboard
+    from .ranking import leaderboard as _leaderboard
     from .store import StoreError
 
     if isinstance(source, pd.DataFrame):

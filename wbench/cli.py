@@ -218,7 +218,7 @@ def _progress_bar(todo: int):
 
 
 def _emit(rows, fmt: str, wide: bool = False) -> None:
-    from .leaderboard import leaderboard
+    from .ranking import leaderboard
 
     _emit_table(leaderboard(rows), fmt, wide)
 

@@ -185,7 +185,7 @@ def provenance(suite: Suite, runs: pd.DataFrame) -> list[str]:
 
 def write_suite(directory: str | Path, suite: Suite, rows: Sequence[dict[str, Any]]) -> list[Path]:
     """Write ``NAME.md``, ``NAME.csv`` and ``NAME.runs.csv`` for one suite's stored rows."""
-    from .leaderboard import leaderboard
+    from .ranking import leaderboard
     from .render import to_csv, to_markdown
 
     runs = runs_table(rows)

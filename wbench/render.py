@@ -1,7 +1,7 @@
 """Leaderboard output: a rich terminal table, Markdown for people, CSV for machines.
 
 The table and Markdown show the parameters that vary between rows as columns and the constant ones in
-the caption; the CSV keeps every column of :func:`wbench.leaderboard.leaderboard`. The terminal table fits
+the caption; the CSV keeps every column of :func:`wbench.ranking.leaderboard`. The terminal table fits
 120 columns by default (:func:`terminal_rows`: rarely needed columns behind ``--wide``, long budgets in a
 numbered legend under the table); Markdown keeps every column with the budgets inline. Cells are plain
 text, never rich markup: a label such as ``wmmse[init=mrt]`` prints as written.

@@ -2,7 +2,7 @@
 
 The figure modules take the store's rows (``Store(path).rows(scenario)``: one dict per run) and turn them
 into small DataFrames; :func:`runs_table` is the common starting point (the leaderboard's
-:func:`~wbench.leaderboard.runs_frame`, so solver labels are the leaderboard's ``display`` labels, plus
+:func:`~wbench.ranking.runs_frame`, so solver labels are the leaderboard's ``display`` labels, plus
 the parsed parameters, a bound flag and the parsed trace).
 
 Anytime traces. The harness stores, per run, the checkpoints ``[time_s, iteration, utility, feasible]``
@@ -82,7 +82,7 @@ def load_rows(db: str | Path, scenario: str | None = None) -> tuple[str, list[di
 def runs_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The runs as a DataFrame: the leaderboard's ``runs_frame`` (``display`` label per solver, budget
     with the time budget) plus ``p`` (parameters as a dict), ``is_bound`` and ``trace_list``."""
-    from ..leaderboard import runs_frame
+    from ..ranking import runs_frame
 
     if not rows:
         raise ParamError("no runs to plot")
@@ -194,7 +194,7 @@ def choose_x(runs: pd.DataFrame, x: str | None, what: str = "sweep") -> tuple[st
 # -- captions ----------------------------------------------------------------------------------------
 def caption(rows: Sequence[Mapping[str, Any]]) -> str:
     """The leaderboard's caption (constant parameters, channel seed, channels per configuration)."""
-    from ..leaderboard import leaderboard
+    from ..ranking import leaderboard
     from ..render import caption as lb_caption
 
     return lb_caption(leaderboard(rows))

@@ -51,7 +51,7 @@ def esc(x: Any) -> str:
 
 def leaderboard_html(rows: Sequence[Mapping[str, Any]]) -> str:
     """The leaderboard of ``rows`` as an HTML table (same cells as the terminal table and Markdown)."""
-    from ..leaderboard import leaderboard
+    from ..ranking import leaderboard
     from ..render import caption, display_rows
 
     lb = leaderboard(rows)

@@ -2,7 +2,7 @@
 
 What it shows: for every configuration and solver, the leaderboard's mean utility over the runs with
 status ``ok`` and its 95% Student-t confidence interval (``mean +- t_{0.975,n-1} s/sqrt(n)``), exactly the
-``mean``, ``ci_low`` and ``ci_high`` of :func:`wbench.leaderboard.leaderboard`, plotted against the
+``mean``, ``ci_low`` and ``ci_high`` of :func:`wbench.ranking.leaderboard`, plotted against the
 parameter that varies between configurations (``snr_db``, ``pt_dbm``, ``Nt``, ``K``, ``B``,
 ``architecture`` ...). A numeric parameter gets a numeric axis (lines with a shaded band); any other
 (e.g. ``architecture``) a categorical one (dodged points with error bars). When several parameters vary,
@@ -25,7 +25,7 @@ def sweep_data(rows: Sequence[Mapping[str, Any]], x: str | None = None) -> pd.Da
     parameters), ``solver``, ``bound``, ``mean``, ``ci_low``, ``ci_high``, ``n`` (runs), ``n_ok``,
     ``budget``, ``config_key``. ``attrs`` holds ``x`` (the parameter), ``numeric``, ``facets``, ``caption``,
     ``channels``, ``budgets`` and ``scenario``."""
-    from ..leaderboard import leaderboard
+    from ..ranking import leaderboard
 
     runs = D.runs_table(rows)
     xname, facets = D.choose_x(runs, x, "sweep")

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 from typing import Any, Sequence
 
 import numpy as np
@@ -192,16 +190,3 @@ def paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     finite = np.isfinite(av) & np.isfinite(bv)
     gap = float(np.mean(av[finite] - bv[finite])) if finite.any() else math.nan
     return float(np.mean(win + 0.5 * tie)), gap
-
-
-class _CallableModule(types.ModuleType):
-    """``wbench.leaderboard(db, ...)`` is :func:`wbench.api.leaderboard` even when the name ``leaderboard``
-    of the package holds this module (the import system binds a submodule to its name in the package)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        from .api import leaderboard as api_leaderboard
-
-        return api_leaderboard(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
