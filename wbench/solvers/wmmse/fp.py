@@ -39,13 +39,12 @@ streams' interference) is handled. Starts and stopping rule as :mod:`wbench.solv
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
 from ...hookspecs import hookimpl
 from ...params import Param
-from ...problem import Problem
 from ...rates import sinr_parts, weighted_sum_rate_stack
 from .wmmse import Wmmse, _ball_step
 
@@ -130,15 +129,7 @@ class Fp(Wmmse):
     }
     budget_options = ("max_iter", "tol", "starts", "init")
     _run = staticmethod(fp_stack)
-
-    def supports_problem(self, problem: Problem) -> bool:
-        return self.declines(problem, {}) is None
-
-    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
-        reason = super().declines(problem, options)
-        if reason is None and problem.precoding_view(problem.initial()).n_blocks > 1:
-            return "fp implements a single total power budget, not per-block budgets"
-        return reason
+    per_block_budgets = False
 
 
 @hookimpl

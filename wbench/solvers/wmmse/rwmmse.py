@@ -29,13 +29,12 @@ trace as :mod:`.wmmse`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
 from ...hookspecs import hookimpl
 from ...params import Param
-from ...problem import Problem
 from ...rates import sinr_parts, weighted_sum_rate_stack
 from .wmmse import Wmmse, _multiplier
 
@@ -162,15 +161,7 @@ class RWmmse(Wmmse):
     }
     budget_options = ("max_iter", "tol", "starts", "init")
     _run = staticmethod(rwmmse_stack)
-
-    def supports_problem(self, problem: Problem) -> bool:
-        return self.declines(problem, {}) is None
-
-    def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
-        reason = super().declines(problem, options)
-        if reason is None and problem.precoding_view(problem.initial()).n_blocks > 1:
-            return "r-wmmse implements a single total power budget, not per-block budgets"
-        return reason
+    per_block_budgets = False
 
 
 @hookimpl

@@ -514,11 +514,17 @@ class Wmmse(Solver):
     _run = staticmethod(wmmse_stack)
 
     def supports_problem(self, problem: Problem) -> bool:
-        return problem.has_precoding_view
+        return self.declines(problem, {}) is None
+
+    #: Whether the method handles one power budget per block (per BS); variants that implement a single
+    #: total budget set it False and decline such problems with the reason.
+    per_block_budgets: bool = True
 
     def declines(self, problem: Problem, options: Mapping[str, Any]) -> str | None:
         if not problem.has_precoding_view:
             return "the problem has no linear-precoding view (no precoder variable with a channel)"
+        if not self.per_block_budgets and problem.precoding_view(problem.initial()).n_blocks > 1:
+            return f"{self.name} implements a single total power budget, not per-block budgets"
         return None
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
