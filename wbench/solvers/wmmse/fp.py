@@ -45,8 +45,8 @@ import numpy as np
 
 from ...hookspecs import hookimpl
 from ...params import Param
-from ...rates import sinr_parts, weighted_sum_rate_stack
-from .wmmse import Wmmse, _ball_step
+from ...rates import sinr_parts
+from .wmmse import Wmmse, _ball_step, sweep_stack
 
 
 def fp_surrogate(H: np.ndarray, alpha: np.ndarray, sigma2: np.ndarray, G: np.ndarray
@@ -82,32 +82,13 @@ def fp_stack(
     if budgets is not None and np.shape(budgets)[-1] > 1:
         raise ValueError("fp: per-block budgets are not implemented")
     V = np.array(V0, dtype=np.complex128)
-    G = H.conj() @ V
-    wsr = weighted_sum_rate_stack(G, alpha, sigma2)
-    iters = np.zeros(len(V), dtype=np.int64)
-    active = np.arange(len(V))
-    if on_sweep is not None:
-        on_sweep(0, V, wsr, np.ones(len(V), dtype=bool))
-    for t in range(1, max_iter + 1):
-        if active.size == 0 or (stop is not None and stop()):
-            break
-        i = active
+
+    def step(i: np.ndarray, V: np.ndarray, G: np.ndarray) -> np.ndarray:
         _, _, A, B = fp_surrogate(H[i], alpha[i], sigma2[i], G[i])
-        Vn = _ball_step(A, B, power[i])
-        Gn = H[i].conj() @ Vn
-        wn = weighted_sum_rate_stack(Gn, alpha[i], sigma2[i])
-        bad = ~(np.isfinite(wn) & np.isfinite(Vn).all(axis=(1, 2)))  # defensive: keep the last good point
-        ok = i[~bad]
-        V[ok], G[ok] = Vn[~bad], Gn[~bad]
-        done = bad | (np.abs(wn - wsr[i]) <= tol)
-        wsr[ok] = wn[~bad]
-        iters[ok] += 1
-        active = i[~done]
-        if on_sweep is not None:
-            ran = np.zeros(len(V), dtype=bool)
-            ran[ok] = True
-            on_sweep(t, V, wsr, ran)
-    return V, wsr, iters
+        return _ball_step(A, B, power[i])
+
+    return sweep_stack(V, H.conj() @ V, alpha, sigma2, step, lambda i, Vn: H[i].conj() @ Vn, max_iter, tol,
+                       on_sweep, stop)
 
 
 class Fp(Wmmse):

@@ -35,8 +35,8 @@ import numpy as np
 
 from ...hookspecs import hookimpl
 from ...params import Param
-from ...rates import sinr_parts, weighted_sum_rate_stack
-from .wmmse import Wmmse, _multiplier
+from ...rates import sinr_parts
+from .wmmse import Wmmse, _multiplier, sweep_stack
 
 _EPS = np.finfo(np.float64).eps
 
@@ -114,30 +114,12 @@ def rwmmse_stack(
     Ht = H.transpose(0, 2, 1)
     J = gram(H)
     X = range_start(H, np.asarray(V0, dtype=np.complex128), power)
-    G = J @ X
-    wsr = weighted_sum_rate_stack(G, alpha, sigma2)
-    iters = np.zeros(len(X), dtype=np.int64)
-    active = np.arange(len(X))
-    if on_sweep is not None:
-        on_sweep(0, Ht @ X, wsr, np.ones(len(X), dtype=bool))
-    for t in range(1, max_iter + 1):
-        if active.size == 0 or (stop is not None and stop()):
-            break
-        i = active
-        Xn = _x_step(J[i], alpha[i], power[i], sigma2[i], G[i])
-        Gn = J[i] @ Xn
-        wn = weighted_sum_rate_stack(Gn, alpha[i], sigma2[i])
-        bad = ~(np.isfinite(wn) & np.isfinite(Xn).all(axis=(1, 2)))  # defensive: keep the last good point
-        ok = i[~bad]
-        X[ok], G[ok] = Xn[~bad], Gn[~bad]
-        done = bad | (np.abs(wn - wsr[i]) <= tol)
-        wsr[ok] = wn[~bad]
-        iters[ok] += 1
-        active = i[~done]
-        if on_sweep is not None:
-            ran = np.zeros(len(X), dtype=bool)
-            ran[ok] = True
-            on_sweep(t, Ht @ X, wsr, ran)
+
+    def step(i: np.ndarray, X: np.ndarray, G: np.ndarray) -> np.ndarray:
+        return _x_step(J[i], alpha[i], power[i], sigma2[i], G[i])
+
+    X, wsr, iters = sweep_stack(X, J @ X, alpha, sigma2, step, lambda i, Xn: J[i] @ Xn, max_iter, tol, on_sweep,
+                                stop, as_v=lambda Z: Ht @ Z)
     return Ht @ X, wsr, iters
 
 

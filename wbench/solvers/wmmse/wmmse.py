@@ -451,34 +451,63 @@ def wmmse_stack(
         budgets = np.asarray(budgets, dtype=np.float64)
         block_index = np.zeros(V.shape[1], dtype=np.int64) if block_index is None else np.asarray(block_index)
         mu = np.zeros(budgets.shape)
-    G = H.conj() @ V
+
+    def step(i: np.ndarray, V: np.ndarray, G: np.ndarray) -> np.ndarray:
+        if budgets is None:
+            return _v_step(H[i], alpha[i], power[i], sigma2[i], G[i])
+        Vn, mu[i] = _v_step_blocks(H[i], alpha[i], sigma2[i], G[i], V[i], budgets[i], block_index, mu[i])
+        return Vn
+
+    return sweep_stack(V, H.conj() @ V, alpha, sigma2, step, lambda i, Vn: H[i].conj() @ Vn, max_iter, tol,
+                       on_sweep, stop)
+
+
+def sweep_stack(
+    Z: np.ndarray,
+    G: np.ndarray,
+    alpha: np.ndarray,
+    sigma2: np.ndarray,
+    step: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    gains: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    max_iter: int,
+    tol: float,
+    on_sweep: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    as_v: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sweep loop shared by the WMMSE family (``wmmse``, ``fp``, ``r-wmmse``) on a stack of instances.
+
+    ``Z`` (n, ., K) is the iterate (the precoder ``V``, or R-WMMSE's ``X`` with ``V = H^T X``), ``G`` its gains
+    ``h_k^H v_j``; ``step(i, Z, G)`` returns the next iterates of the instances ``i`` and ``gains(i, Zn)``
+    their gains. An instance stops when its WSR changes by at most ``tol``; a step that gives a non-finite
+    iterate or WSR is not taken (the instance keeps its last good point and stops). ``on_sweep(t, V, wsr,
+    ran)`` sees ``V = as_v(Z)``. Returns ``Z``, the WSR and the iterations taken per instance.
+    """
+    show = (lambda z: z) if as_v is None else as_v
     wsr = weighted_sum_rate_stack(G, alpha, sigma2)
-    iters = np.zeros(len(V), dtype=np.int64)
-    active = np.arange(len(V))
+    iters = np.zeros(len(Z), dtype=np.int64)
+    active = np.arange(len(Z))
     if on_sweep is not None:
-        on_sweep(0, V, wsr, np.ones(len(V), dtype=bool))
+        on_sweep(0, show(Z), wsr, np.ones(len(Z), dtype=bool))
     for t in range(1, max_iter + 1):
         if active.size == 0 or (stop is not None and stop()):
             break
         i = active
-        if budgets is None:
-            Vn = _v_step(H[i], alpha[i], power[i], sigma2[i], G[i])
-        else:
-            Vn, mu[i] = _v_step_blocks(H[i], alpha[i], sigma2[i], G[i], V[i], budgets[i], block_index, mu[i])
-        Gn = H[i].conj() @ Vn
+        Zn = step(i, Z, G)
+        Gn = gains(i, Zn)
         wn = weighted_sum_rate_stack(Gn, alpha[i], sigma2[i])
-        bad = ~(np.isfinite(wn) & np.isfinite(Vn).all(axis=(1, 2)))  # defensive: keep the last good point
+        bad = ~(np.isfinite(wn) & np.isfinite(Zn).all(axis=(1, 2)))  # defensive: keep the last good point
         ok = i[~bad]
-        V[ok], G[ok] = Vn[~bad], Gn[~bad]
+        Z[ok], G[ok] = Zn[~bad], Gn[~bad]
         done = bad | (np.abs(wn - wsr[i]) <= tol)
         wsr[ok] = wn[~bad]
         iters[ok] += 1
         active = i[~done]
         if on_sweep is not None:
-            ran = np.zeros(len(V), dtype=bool)
+            ran = np.zeros(len(Z), dtype=bool)
             ran[ok] = True
-            on_sweep(t, V, wsr, ran)
-    return V, wsr, iters
+            on_sweep(t, show(Z), wsr, ran)
+    return Z, wsr, iters
 
 
 class Wmmse(Solver):
