@@ -17,6 +17,7 @@ Channel convention (as every wbench scenario): row ``k`` of ``H`` is ``h_k``, so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,3 +99,174 @@ class SaaData:
     @property
     def Nt(self) -> int:
         return int(self.H.shape[2])
+
+
+# -- rates (bit/s/Hz), NumPy float64 or torch, vectorised over draws -------------------------------------
+def _is_torch(a: Any) -> bool:
+    return type(a).__module__.startswith("torch")
+
+
+def stage_masks(layout: RsmaLayout) -> dict[str, np.ndarray]:
+    """Which columns' received powers make up each stage total of user ``k`` (rows ``k``, ``(K, S)`` 0/1).
+
+    With SIC in the order ``s_c``, ``s_cg``, ``s_k`` (seed 000, eq. (17); SCENARIOS.md §3): ``c`` every stream
+    (``Tc``), ``cg`` every stream but ``p_c`` (``Tcg``), ``p`` the privates and the *other* groups' commons
+    (``Tp``), ``ip`` those without the user's own private (``Ip``). The noise is added to every total."""
+    K, S = layout.K, layout.n_streams
+    ones = np.ones((K, S))
+    cg = ones.copy()
+    if layout.has_common:
+        cg[:, layout.common] = 0.0
+    p = cg.copy()
+    if layout.has_group_commons:
+        for k, g in enumerate(layout.groups):
+            p[k, layout.group_common(int(g))] = 0.0
+    ip = p.copy()
+    ip[np.arange(K), layout.first_private + np.arange(K)] = 0.0
+    return {"c": ones, "cg": cg, "p": p, "ip": ip}
+
+
+def received_powers(H: Any, P: Any) -> Any:
+    """``|h_k^H p_j|^2`` for every draw, user and column: ``H`` ``(..., K, Nt)`` (rows ``h_k``), ``P``
+    ``(Nt, S)``; result ``(..., K, S)`` (NumPy or torch, as given)."""
+    A = H.conj() @ P
+    if _is_torch(A):
+        import torch
+
+        return torch.view_as_real(A).square().sum(-1)
+    return A.real ** 2 + A.imag ** 2
+
+
+def stage_rates(H: Any, P: Any, layout: RsmaLayout, sigma2: float = 1.0) -> tuple[Any, Any, Any]:
+    """Per draw and user, ``(R_c, R_cg, R_p)`` in bit/s/Hz (each ``(..., K)``): the rates at which user ``k``
+    (group ``g``) decodes ``s_c``, its group's ``s_cg`` and its ``s_k`` (seed 000, eq. (17)).
+
+    Stable form (SCENARIOS.md §3): ``R_c = log2(Tc / Tcg)``, ``R_cg = log2(Tcg / Tp)``, ``R_p = log2(Tp / Ip)``
+    with every total summed from its non-negative terms (:func:`stage_masks`), never by subtraction, so a
+    dominant term cannot cancel a small interference. A stream the scheme lacks has rate 0."""
+    G = received_powers(H, P)
+    m = stage_masks(layout)
+    if _is_torch(G):
+        import torch
+
+        def total(key: str) -> Any:
+            return (G * torch.as_tensor(m[key], dtype=G.dtype, device=G.device)).sum(-1) + sigma2
+
+        log2, zeros = torch.log2, torch.zeros_like
+    else:
+        def total(key: str) -> Any:
+            return (G * m[key]).sum(-1) + sigma2
+
+        log2, zeros = np.log2, np.zeros_like
+    Tcg, Tp, Ip = total("cg"), total("p"), total("ip")
+    R_p = log2(Tp / Ip)
+    R_c = log2(total("c") / Tcg) if layout.has_common else zeros(R_p)
+    R_cg = log2(Tcg / Tp) if layout.has_group_commons else zeros(R_p)
+    return R_c, R_cg, R_p
+
+
+def group_matrix(layout: RsmaLayout) -> np.ndarray:
+    """``(G, K)`` 0/1: entry ``[g, k]`` is 1 when user ``k`` is in group ``g``."""
+    return (layout.groups[None, :] == np.arange(layout.G)[:, None]).astype(np.float64)
+
+
+def saa_rates(R_c: Any, R_cg: Any, R_p: Any, layout: RsmaLayout) -> tuple[Any, Any, Any]:
+    """The sample-average rates of seed 000 eq. (19)/(21) from per-draw rates ``(M, K)``: the global common rate
+    ``min_k mean_m R_ck`` (scalar), the group common rates ``min_{k in g} mean_m R_cgk`` (``(G,)``) and the
+    private rates ``mean_m R_pk`` (``(K,)``); 0 for streams the scheme lacks."""
+    c, cg, p = R_c.mean(0), R_cg.mean(0), R_p.mean(0)
+    member = group_matrix(layout) > 0
+    if _is_torch(p):
+        import torch
+
+        mask = torch.as_tensor(member, device=p.device)
+        inf = torch.tensor(float("inf"), dtype=p.dtype, device=p.device)
+        zero = p.new_zeros(())
+        Rc = c.min() if layout.has_common else zero
+        Rcg = (torch.where(mask, cg[None, :], inf).amin(-1) if layout.has_group_commons
+               else p.new_zeros(layout.G))
+        return Rc, Rcg, p
+    Rc = float(c.min()) if layout.has_common else 0.0
+    Rcg = (np.where(member, cg[None, :], np.inf).min(-1) if layout.has_group_commons else np.zeros(layout.G))
+    return Rc, Rcg, p
+
+
+def asr(Rc: Any, Rcg: Any, Rp: Any) -> Any:
+    """Average sum rate ``R_c + sum_g R_cg + sum_k R_pk`` (seed 000, eq. (19)) from :func:`saa_rates`."""
+    return Rc + Rcg.sum() + Rp.sum()
+
+
+def saa_asr(H: Any, P: Any, layout: RsmaLayout, sigma2: float = 1.0) -> Any:
+    """The ASR of precoder ``P`` over the draws ``H`` ``(M, K, Nt)``: sample-average rates, summed."""
+    return asr(*saa_rates(*stage_rates(H, P, layout, sigma2), layout))
+
+
+def qos_margin(Rc: Any, Rcg: Any, Rp: Any, layout: RsmaLayout, R_th: float) -> Any:
+    """``R_c - sum_g (sum_{k in g} (R_th - R_pk)_+ - R_cg)_+``: non-negative exactly when some split of the
+    common rates lifts every user to ``R_th`` (then Algorithm 2 of seed 000 does; SCENARIOS.md §3)."""
+    short = R_th - Rp
+    if _is_torch(Rp):
+        import torch
+
+        gm = torch.as_tensor(group_matrix(layout), dtype=Rp.dtype, device=Rp.device)
+        return Rc - (gm @ short.clamp(min=0.0) - Rcg).clamp(min=0.0).sum()
+    return float(Rc - np.sum(np.maximum(group_matrix(layout) @ np.maximum(short, 0.0) - Rcg, 0.0)))
+
+
+def qos_shortfall(Rc: Any, Rcg: Any, Rp: Any, layout: RsmaLayout, R_th: float) -> Any:
+    """``(sum_g (sum_{k in g} (R_th - R_pk)_+ - R_cg)_+ - R_c)_+``: the total rate by which the users stay
+    below ``R_th`` after Algorithm 2 (independent of the user order); times ``lambda`` it is the QoS term of
+    the meta-loss, seed 000 eq. (22) (SCENARIOS.md §3)."""
+    m = qos_margin(Rc, Rcg, Rp, layout, R_th)
+    return (-m).clamp(min=0.0) if _is_torch(m) else max(0.0, -m)
+
+
+def allocate_common_rates(Rc: float, Rcg: np.ndarray, Rp: np.ndarray, layout: RsmaLayout,
+                          R_th: float | np.ndarray) -> np.ndarray:
+    """Algorithm 2 of seed 000: share the common rates among the users to meet the QoS targets ``R_th``.
+
+    Start from the private rates. If some user is below target: for each group in order, hand its group
+    common rate to the group's users still below target, in user order, each lifted exactly to target; the
+    first user that can only be partly served gets what is left and the loop ``break`` s (lines 6-14);
+    a leftover is split equally over all ``K_g`` users of the group (line 16), including users already at
+    target. Then, if some user is still below target, the global common rate likewise over all users in
+    order (lines 19-30), a leftover split over all ``K``; otherwise the global common rate is split equally
+    over all ``K`` (line 32). Nobody below target at the start: every common rate is split equally (lines
+    34-36). Returns ``R_alloc`` (``(K,)``); ``sum(R_alloc) = R_c + sum_g R_cg + sum_k R_pk``.
+    """
+    K = layout.K
+    th = np.broadcast_to(np.asarray(R_th, dtype=np.float64), (K,))
+    alloc = np.array(Rp, dtype=np.float64, copy=True)
+    Rcg = np.broadcast_to(np.asarray(Rcg, dtype=np.float64), (layout.G,))
+    members = [np.flatnonzero(layout.groups == g) for g in range(layout.G)]
+
+    def share(avail: float, users: np.ndarray) -> float:
+        for k in users:
+            need = th[k] - alloc[k]
+            if need > 0:
+                if avail > need:
+                    avail -= need
+                    alloc[k] += need
+                else:
+                    alloc[k] += avail
+                    avail = 0.0
+                    break
+        return avail
+
+    if np.any(alloc - th < 0):
+        for g, users in enumerate(members):
+            avail = share(float(Rcg[g]), users)
+            if avail > 0 and users.size:
+                alloc[users] += avail / users.size
+        if np.any(alloc - th < 0):
+            avail = share(float(Rc), np.arange(K))
+            if avail > 0:
+                alloc += avail / K
+        else:
+            alloc += float(Rc) / K
+    else:
+        for g, users in enumerate(members):
+            if users.size:
+                alloc[users] += float(Rcg[g]) / users.size
+        alloc += float(Rc) / K
+    return alloc
