@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
+    "wbench.solvers.wmmse.genie_dpc",
     "wbench.solvers.wmmse.fp",
     "wbench.solvers.wmmse.rwmmse",
     "wbench.solvers.baselines.closed_form",

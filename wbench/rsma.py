@@ -129,11 +129,11 @@ def stage_masks(layout: RsmaLayout) -> dict[str, np.ndarray]:
 def received_powers(H: Any, P: Any) -> Any:
     """``|h_k^H p_j|^2`` for every draw, user and column: ``H`` ``(..., K, Nt)`` (rows ``h_k``), ``P``
     ``(Nt, S)``; result ``(..., K, S)`` (NumPy or torch, as given)."""
-    A = H.conj() @ P
-    if _is_torch(A):
+    if _is_torch(P):
         import torch
 
-        return torch.view_as_real(A).square().sum(-1)
+        return torch.view_as_real(H.conj() @ P).square().sum(-1)  # torch's conj is a lazy view
+    A = H @ P.conj()  # conj(h_k^H p_j): the same modulus, without copying the (large) draws conjugated
     return A.real ** 2 + A.imag ** 2
 
 
@@ -149,15 +149,15 @@ def stage_rates(H: Any, P: Any, layout: RsmaLayout, sigma2: float = 1.0) -> tupl
     if _is_torch(G):
         import torch
 
-        def total(key: str) -> Any:
-            return (G * torch.as_tensor(m[key], dtype=G.dtype, device=G.device)).sum(-1) + sigma2
-
+        masks = torch.as_tensor(np.stack([m["c"], m["cg"], m["p"], m["ip"]]), dtype=G.dtype, device=G.device)
+        totals = torch.einsum("...ks,tks->t...k", G, masks) + sigma2
         log2, zeros = torch.log2, torch.zeros_like
     else:
-        def total(key: str) -> Any:
-            return (G * m[key]).sum(-1) + sigma2
-
+        totals = np.einsum("...ks,tks->t...k", G, np.stack([m["c"], m["cg"], m["p"], m["ip"]])) + sigma2
         log2, zeros = np.log2, np.zeros_like
+
+    def total(key: str) -> Any:
+        return totals[("c", "cg", "p", "ip").index(key)]
     Tcg, Tp, Ip = total("cg"), total("p"), total("ip")
     R_p = log2(Tp / Ip)
     R_c = log2(total("c") / Tcg) if layout.has_common else zeros(R_p)
