@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
+    "wbench.solvers.convex.saa_wmmse",
 )
 
 
