@@ -13,6 +13,7 @@ from wbench.params import ParamError
 from wbench.registry import get_registry
 from wbench.solver import RunContext
 from wbench.solvers.common import autodiff
+from wbench.solvers.local.multistart import _Formulation
 
 TINY = {"N": 2, "I": 2, "K": 2, "L": 3, "Q": 3}
 
@@ -210,6 +211,8 @@ def test_multistart_is_feasible_on_a_tiny_instance(scheme):
     _, _, prob = make(6, scheme=scheme, R_th=0.3, **TINY)
     ms = reg.solver("multistart")
     assert ms.declines(prob, {}) is None
+    # the QoS and common-rate rows get their exact Jacobian from constraints_torch (not finite differences)
+    assert _Formulation(prob).torch_constraints
     sol = ms.solve(prob, {"starts": 2, "max_iter": 200}, RunContext(np.random.default_rng(0)))
     feas = prob.feasibility(sol.x)
     assert feas.feasible, feas.violations

@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
+    "wbench.solvers.convex.sca",
 )
 
 

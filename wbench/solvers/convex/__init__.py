@@ -1,0 +1,1 @@
+"""Convex-optimisation solvers built on cvxpy: saa-wmmse, sca, brb."""
