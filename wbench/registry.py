@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
     "wbench.scenarios.bdris",
     "wbench.scenarios.hrsma",
+    "wbench.scenarios.comp_rsma_ma",
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
@@ -44,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
     "wbench.solvers.convex.saa_wmmse",
+    "wbench.solvers.convex.sca",
 )
 
 
