@@ -29,6 +29,7 @@ GROUP = "wbench"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
     "wbench.scenarios.bdris",
+    "wbench.scenarios.hybrid",
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
