@@ -71,7 +71,7 @@ def test_sv_rejects_bad_arguments():
 
 
 # -- the scenario ------------------------------------------------------------------------------------------
-def problems(i: int = 0, seed: int = 0, **given) -> tuple[HybridProblem, HybridProblem]:
+def problems(i: int = 0, seed: int = 0, **given) -> tuple[HybridProblem, HybridProblem | None]:
     sc = Hybrid()
     params = sc.resolve_params(given)
     return sc.problems(params, sc.draw(params, realisation_rng(seed, "hybrid", i)))
@@ -134,8 +134,12 @@ def test_projection_restores_the_power_and_the_modulus():
 
 
 def test_perfect_csi_sees_the_true_channel():
-    seen, scored = problems(Nt=8, N_RF=2, K=2, csi_error=0.0)
-    np.testing.assert_array_equal(seen.H, scored.H)
+    sc = Hybrid()
+    params = sc.resolve_params({"Nt": 8, "N_RF": 2, "K": 2, "csi_error": 0.0})
+    ch = sc.draw(params, realisation_rng(0, "hybrid", 0))
+    seen, scored = sc.problems(params, ch)
+    assert scored is None  # scored on the solver's own problem ...
+    np.testing.assert_array_equal(seen.H, ch["H"])  # ... which is the true channel
 
 
 def test_imperfect_csi_hides_the_true_channel_and_has_the_stated_error_variance():
@@ -171,6 +175,11 @@ def test_external_channel_set_round_trip(tmp_path):
     ch, _ = src.get(1)
     seen, scored = sc.problems(params, ch)
     np.testing.assert_array_equal(seen.H, H[1])
+    assert scored is None
+    write_channel_set(tmp_path / "est.npz", H, 2 * H)
+    params = sc.resolve_params({"Nt": 8, "N_RF": 2, "K": 2, "csi_error": 0.1})
+    seen, scored = sc.problems(params, FileChannels(tmp_path / "est.npz", sc, params).get(1)[0])
+    np.testing.assert_array_equal(seen.H, 2 * H[1])
     np.testing.assert_array_equal(scored.H, H[1])
 
 
@@ -180,3 +189,143 @@ def test_single_user_closed_form_is_reached_by_two_phase_shifters():
     h = seen.H[0]
     f = np.sqrt(seen.power) * h / np.linalg.norm(h)
     assert sum_rate(seen.H, f[:, None]) == pytest.approx(seen.closed_form_optimum(), rel=1e-12)
+
+
+def test_torch_loss_matches_the_utility_and_its_finite_differences():
+    torch = pytest.importorskip("torch")
+    seen, _ = problems(Nt=6, N_RF=3, K=2)
+    x = seen.initial("random", np.random.default_rng(10))
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in x.items()}
+    loss = seen.loss_torch(t)
+    assert float(loss.detach()) == pytest.approx(-seen.utility(x), rel=1e-12)
+    loss.backward()
+    rng = np.random.default_rng(11)
+    for name in ("F_RF", "F_BB"):
+        d = rng.standard_normal(x[name].shape) + 1j * rng.standard_normal(x[name].shape)
+        h = 1e-6
+        up = seen.utility({**x, name: x[name] + h * d})
+        down = seen.utility({**x, name: x[name] - h * d})
+        fd = -(up - down) / (2 * h)
+        g = t[name].grad.numpy()  # dL/dRe + i dL/dIm: directional derivative Re <g, d>
+        assert float(np.real(np.vdot(g, d))) == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+# -- the solvers -------------------------------------------------------------------------------------------
+from wbench.solver import RunContext  # noqa: E402
+from wbench.solvers.hybrid.altmin import MmAltMin, MoAltMin  # noqa: E402
+from wbench.solvers.hybrid.common import digital_precoder, two_phase_shifters  # noqa: E402
+from wbench.solvers.hybrid.element_altmax import ElementAltMax, element_update, water_filling  # noqa: E402
+from wbench.solvers.hybrid.reference import FdWmmse, FdWmmse2ps  # noqa: E402
+
+
+def ctx(seed: int = 0) -> RunContext:
+    return RunContext(np.random.default_rng(seed))
+
+
+def assert_full_power_hybrid(problem: HybridProblem, x: dict) -> None:
+    assert problem.feasibility(x).feasible
+    np.testing.assert_allclose(np.abs(x["F_RF"]), 1.0, atol=1e-12)
+    assert np.sum(np.abs(x["F_RF"] @ x["F_BB"]) ** 2) == pytest.approx(problem.power, rel=1e-9)
+
+
+def test_element_update_equals_a_dense_grid_search():
+    rng = np.random.default_rng(12)
+    theta = np.linspace(0, 2 * np.pi, 400_001)
+    grid = np.exp(1j * theta)
+    for _ in range(20):
+        eB, eD = (rng.standard_normal(2) + 1j * rng.standard_normal(2)) * rng.uniform(0.1, 2)
+        zB = 2 * abs(eB) + rng.uniform(0, 3)  # the numerator and the denominator stay positive
+        zD = 2 * abs(eD) + rng.uniform(0, 3)
+
+        def ratio(x):
+            return (zB + 2 * np.real(np.conj(x) * eB)) / (1 + zD + 2 * np.real(np.conj(x) * eD))
+
+        best = ratio(element_update(zB, eB, zD, eD))
+        assert best >= ratio(grid).max() - 1e-9
+        assert best <= ratio(grid).max() + 1e-7  # the grid is fine enough to come this close
+
+
+def test_water_filling_meets_the_power_and_the_kkt_conditions():
+    q = np.array([0.5, 1.0, 4.0, 40.0])
+    p = water_filling(q, 3.0, 1.0)
+    assert np.sum(q * p) == pytest.approx(3.0, rel=1e-12)
+    on = p > 0
+    nu = q[on] * (p[on] + 1.0)  # p_k = nu / q_k - sigma2 on the active users
+    np.testing.assert_allclose(nu, nu[0], rtol=1e-12)
+    assert np.all(nu[0] / q[~on] <= 1.0)  # and nu / q_k <= sigma2 on the others
+    assert not on[-1]
+
+
+def test_element_altmax_decreases_f_in_every_element_sweep():
+    seen, _ = problems(Nt=16, N_RF=5, K=3)
+    sol = ElementAltMax().solve(seen, {}, ctx())
+    for trace in sol.info["f_trace"]:
+        assert np.all(np.diff(trace) <= 1e-12 * trace[0])
+        assert len(trace) >= 2
+    assert_full_power_hybrid(seen, sol.x)
+
+
+def test_element_altmax_with_n_rf_equal_k_is_feasible_and_beats_its_start():
+    seen, _ = problems(Nt=16, N_RF=3, K=3)
+    sol = ElementAltMax().solve(seen, {}, ctx(1))
+    assert_full_power_hybrid(seen, sol.x)
+    assert seen.utility(sol.x) > seen.utility(seen.initial("random-zf", np.random.default_rng(1)))
+
+
+@pytest.mark.parametrize("solver", [MoAltMin(), MmAltMin()], ids=["mo", "mm"])
+@pytest.mark.parametrize("digital", ["ls", "zf", "wmmse"])
+def test_altmin_error_never_increases_and_the_output_is_feasible(solver, digital):
+    seen, _ = problems(Nt=12, N_RF=3, K=2)
+    opts = {"digital": digital, "target_starts": 2, "max_outer": 30 if solver.name == "mo-altmin" else 300}
+    sol = solver.solve(seen, opts, ctx(2))
+    r = np.asarray(sol.info["residual"])
+    assert np.all(np.diff(r) <= 1e-10 * r[0]) and r[-1] < r[0]
+    assert_full_power_hybrid(seen, sol.x)
+
+
+def test_whitened_digital_keeps_the_power_exact_and_wmmse_beats_zf():
+    seen, _ = problems(Nt=10, N_RF=4, K=3, snr_db=0.0)
+    F_RF = seen.initial("random-zf", np.random.default_rng(3))["F_RF"]
+    rates = {}
+    for m in ("zf", "wmmse"):
+        F_BB = digital_precoder(seen.H, F_RF, seen.power, m)
+        x = {"F_RF": F_RF, "F_BB": F_BB}
+        assert_full_power_hybrid(seen, x)
+        rates[m] = seen.utility(x)
+    assert rates["wmmse"] >= rates["zf"] - 1e-9  # WMMSE from the ZF point never goes below it
+
+
+def test_two_phase_shifters_realise_any_digital_precoder():
+    rng = np.random.default_rng(13)
+    F = rng.standard_normal((8, 3)) + 1j * rng.standard_normal((8, 3))
+    F_RF, F_BB = two_phase_shifters(F, 7)
+    np.testing.assert_allclose(np.abs(F_RF), 1.0, atol=1e-14)
+    assert np.max(np.abs(F_RF @ F_BB - F)) <= 1e-10 * np.max(np.abs(F))
+    with pytest.raises(ValueError, match="N_RF >= 2K"):
+        two_phase_shifters(F, 5)
+
+
+def test_with_n_rf_at_least_2k_the_hybrid_reaches_the_fully_digital_wmmse():
+    seen, _ = problems(Nt=8, N_RF=4, K=2)
+    ref = FdWmmse().solve(seen, {"starts": 3}, ctx(4))
+    sol = FdWmmse2ps().solve(seen, {"starts": 3}, ctx(4))
+    assert ref.x is None and ref.value is not None
+    assert_full_power_hybrid(seen, sol.x)
+    assert seen.utility(sol.x) == pytest.approx(ref.value, rel=1e-10)
+    assert FdWmmse2ps().declines(problems(Nt=8, N_RF=3, K=2)[0], {}) is not None
+
+
+def test_a_design_on_the_true_channel_scores_higher_than_one_on_the_estimate():
+    """Imperfect CSI: handed the true channel instead of the estimate, a solver scores higher on average."""
+    sc = Hybrid()
+    params = sc.resolve_params({"Nt": 8, "N_RF": 4, "K": 2, "csi_error": 0.5, "snr_db": 20.0})
+    gain = []
+    for i in range(12):
+        ch = sc.draw(params, realisation_rng(0, "hybrid", i))
+        seen, scored = sc.problems(params, ch)
+        opts = {"starts": 1, "max_iter": 200, "tol": 1e-4}
+        on_estimate = FdWmmse2ps().solve(seen, opts, ctx(i)).x
+        on_truth = FdWmmse2ps().solve(scored, opts, ctx(i)).x
+        gain.append(scored.utility(on_truth) - scored.utility(on_estimate))
+    gain = np.asarray(gain)
+    assert gain.mean() > ci_halfwidth(gain, z=2.0)

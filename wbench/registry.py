@@ -42,6 +42,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
+    "wbench.solvers.hybrid.element_altmax",
+    "wbench.solvers.hybrid.altmin",
+    "wbench.solvers.hybrid.reference",
 )
 
 

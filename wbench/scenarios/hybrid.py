@@ -189,7 +189,11 @@ class Hybrid(Scenario):
     def problem(self, params: Mapping[str, Any], channel: Channel) -> HybridProblem:
         return self._problem(params, channel["H_hat"])
 
-    def scoring_problem(self, params: Mapping[str, Any], channel: Channel, seen: Problem) -> HybridProblem:
+    def scoring_problem(self, params: Mapping[str, Any], channel: Channel, seen: Problem) -> HybridProblem | None:
+        """The problem on the true channel ``H``; ``None`` under perfect CSI (``H_hat`` is ``H`` exactly, so
+        the solver's own problem is scored and no in-sample value is recorded)."""
+        if params["csi_error"] == 0:
+            return None
         return self._problem(params, channel["H"])
 
 
