@@ -21,7 +21,8 @@ its own problem, and ``optimism``, the mean of ``in_sample - utility`` per run w
 There a ``bound`` row's value is an in-sample value (it was computed on what solvers see): ``in_sample``, no ``mean``.
 
 Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
-channel never ranks above one that is feasible on all. Solvers tagged ``bound`` are listed first, unranked.
+channel never ranks above one that is feasible on all. Solvers tagged ``bound`` or ``reference`` (a value that
+bounds nothing, e.g. fully-digital WMMSE beside hybrid designs) are listed first, unranked.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from scipy import stats
 
 from .channels.channelset import set_fingerprint
 from .engine.scoring import STATUSES
+from .solver import VALUE_TAGS
 
 STAT_COLUMNS = [
     "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
@@ -93,7 +95,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
         u = ok["utility"].astype(float).dropna().to_numpy()  # a bound on an in-sample objective has none
         mean, lo, hi = _mean_ci(u)
         in_sample, optimism = _in_sample(ok)
-        is_bound = "bound" in str(g["tags"].iloc[0]).split(",")
+        is_bound = bool(VALUE_TAGS & set(str(g["tags"].iloc[0]).split(",")))  # bound or reference: unranked
         feasible = (g["status"] == "ok").mean() if not is_bound else math.nan
         walls = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), "wall_s"].astype(float)
         viol = g["max_violation"].astype(float)

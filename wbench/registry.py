@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.bdris",
     "wbench.scenarios.hrsma",
     "wbench.scenarios.comp_rsma_ma",
+    "wbench.scenarios.hybrid",
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
@@ -46,6 +47,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.alternating.ao",
     "wbench.solvers.convex.saa_wmmse",
     "wbench.solvers.convex.sca",
+    "wbench.solvers.hybrid.element_altmax",
+    "wbench.solvers.hybrid.altmin",
+    "wbench.solvers.hybrid.reference",
 )
 
 

@@ -90,7 +90,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         extra = [_fmt(r["in_sample"]), f"{_fmt(r['optimism'], '+.3f')} [{_fmt(r['optimism_ci_low'], '+.3f')}, "
                  f"{_fmt(r['optimism_ci_high'], '+.3f')}]"] if optimism else []
         is_bound = bool(pd.isna(r["rank"]))
-        rank = "bound" if is_bound else str(int(r["rank"]))
+        rank = ("ref" if "reference" in str(r["tags"]).split(",") else "bound") if is_bound else str(int(r["rank"]))
         win = "best" if rank == "1" else _fmt(r["win_rate"] * 100 if r["win_rate"] == r["win_rate"] else None, ".0f")
         if win not in ("best", "-"):
             win += "%"
@@ -220,7 +220,7 @@ def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> No
         if prev is not None and key != prev:
             table.add_section()
         prev = key
-        style = "dim" if row[rank] == "bound" else None
+        style = "dim" if row[rank] in ("bound", "ref") else None
         table.add_row(*(Text(c) for c in row), style=style)  # Text: "wmmse[init=mrt]" is not markup
     console.print(table)
     for i, text in enumerate(legend, start=1):

@@ -19,16 +19,20 @@ import numpy as np
 from .params import Param, resolve
 from .problem import Problem, Vars, to_numpy_vars
 
-TAGS = ("baseline", "conventional", "meta", "bound")
+TAGS = ("baseline", "conventional", "meta", "bound", "reference")
+#: Tags of solvers that return a value (:attr:`Solution.value`) instead of variables: listed unranked.
+#: ``reference``: a value that is not a bound (e.g. a fully-digital local method beside hybrid designs).
+VALUE_TAGS = frozenset({"bound", "reference"})
 
 
 @dataclass
 class Solution:
-    """What a solver returns: variables (or, for a ``bound`` solver, the bound ``value``)."""
+    """What a solver returns: variables (or, for a ``bound`` or ``reference`` solver, the ``value``)."""
 
     x: Vars | None = None
     iterations: int = 0
-    #: Only for solvers tagged ``bound``: an upper bound on the utility (no variables to score).
+    #: Only for solvers tagged ``bound`` (an upper bound on the utility) or ``reference`` (a reference value
+    #: that bounds nothing): no variables to score.
     value: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..problem import Problem
-from ..solver import RunContext, Solution, Solver
+from ..solver import VALUE_TAGS, RunContext, Solution, Solver
 from .limits import TIMEOUT_ATOL, TIMEOUT_RTOL
 
 STATUSES = ("ok", "infeasible", "error", "timeout", "nan")
@@ -57,7 +57,7 @@ def score(
     stalled = sol.info.get("stalled") if isinstance(sol.info, dict) else None
     out["stalled"] = None if stalled is None else bool(stalled)
     try:
-        if "bound" in solver.tags:
+        if solver.tags & VALUE_TAGS:  # a bound or reference value, no variables
             u = float(sol.value) if sol.value is not None else math.nan
             # computed on what the solver saw, a bound bounds the in-sample objective, not the scored one
             out["utility" if scorer is None else "in_sample"] = u if math.isfinite(u) else None

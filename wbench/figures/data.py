@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..params import ParamError, format_value
+from ..solver import VALUE_TAGS
 
 #: Unit of every built-in utility (sum rates, weighted sum rates).
 UTILITY_UNIT = "bit/s/Hz"
@@ -91,7 +92,7 @@ def runs_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         raise ParamError(f"runs of several scenarios ({', '.join(sorted(scen))}) in one figure; pick one")
     df = runs_frame(list(rows))
     df["p"] = [json.loads(p) if isinstance(p, str) else dict(p) for p in df["params"]]
-    df["is_bound"] = [("bound" in str(t).split(",")) for t in df["tags"]]
+    df["is_bound"] = [bool(VALUE_TAGS & set(str(t).split(","))) for t in df["tags"]]
     df["trace_list"] = [_parse_trace(t) for t in df["trace"]]
     df["utility"] = pd.to_numeric(df["utility"], errors="coerce")
     df["wall_s"] = pd.to_numeric(df["wall_s"], errors="coerce")

@@ -65,7 +65,7 @@ def leaderboard_html(rows: Sequence[Mapping[str, Any]]) -> str:
     rank = header.index("#")
     for key, row in zip(lb["config_key"], cells):
         cls = []
-        if row[rank] == "bound":
+        if row[rank] in ("bound", "ref"):
             cls.append("bound")
         if prev is not None and key != prev:
             cls.append("sep")
