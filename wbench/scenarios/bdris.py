@@ -123,7 +123,7 @@ class BdrisProblem(Problem):
         P, Phi = x["P"], x["Phi"]
         G = torch.as_tensor(np.stack([p.G for p in problems]), dtype=P.dtype, device=P.device)
         Hr = torch.as_tensor(np.stack([p.Hr for p in problems]), dtype=P.dtype, device=P.device)
-        gain = torch.as_tensor([np.sqrt(p.gain) for p in problems], dtype=torch.float64, device=P.device)
+        gain = torch.as_tensor([np.sqrt(p.gain) for p in problems], dtype=P.real.dtype, device=P.device)
         if len({p.architecture for p in problems}) != 1:
             raise ValueError("loss_torch_batch: realisations of different architectures")
         M = torch.diag_embed(Phi) if problems[0].architecture == "diagonal" else Phi

@@ -116,7 +116,20 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
         "warm": Param("none", "none, or the name of a warm-start stage of the problem (e.g. diagonal: a "
                       "BD-RIS first solves the diagonal RIS on the same channel)", check=_check_warm),
         "warm_iters": Param(1000, "iterations of the warm-start stage", min=0),
+        "device": Param(None, "torch device: cpu, cuda, auto (cuda when available, else cpu); default: the "
+                        "run's --device", nullable=True, check=_check_device),
+        "dtype": Param("float64", "torch precision of variables and networks (results are scored in float64)",
+                       choices=("float64", "float32")),
     }
+
+
+def _check_device(text: str | None) -> str | None:
+    if text is None:
+        return None
+    name = str(text).strip().lower()
+    if name in ("cpu", "cuda", "auto") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return None
+    return "expected cpu, cuda, cuda:N or auto"
 
 
 def _check_warm(text: str) -> str | None:
@@ -236,10 +249,10 @@ def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: S
     from . import autodiff
 
     stage = stage or Stage()
-    device = autodiff.device_for(ctx)
+    device = autodiff.device_for(ctx, opts.get("device"))
     projected = projected_names(problem, opts["project"])
     x0_np = ctx.initial(problem, opts["init"]) if stage.x0 is None else stage.x0
-    x0 = autodiff.to_torch(problem, x0_np, device)
+    x0 = autodiff.to_torch(problem, x0_np, device, precision=opts.get("dtype", "float64"))
     penalised = tuple(n for n in problem.variables if n not in projected)
     joint_projected = tuple(j for j in problem.joint if j.rescaled in projected)
     joint_penalised = tuple(j for j in problem.joint if j.rescaled not in projected)
@@ -430,9 +443,17 @@ class BatchSetup:
         return loss
 
     def omega(self, name: str, value: "torch.Tensor") -> "torch.Tensor":
-        if name in self.first.projected:
-            return self.first.problem.variables[name].constraint.project_torch_batch(value)
-        return value
+        """``Omega`` of every realisation; a stopped realisation's (ignored, possibly non-finite) rows are
+        replaced by its start first, so that a batched factorisation never meets them."""
+        import torch
+
+        if name not in self.first.projected:
+            return value
+        if not bool(self.active.all()):
+            start = torch.stack([s.x0[name] for s in self.setups])
+            mask = self.active.reshape(-1, *([1] * (value.dim() - 1)))
+            value = torch.where(mask, value, start)
+        return self.first.problem.variables[name].constraint.project_torch_batch(value)
 
     def joint(self, x: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
         import torch

@@ -199,7 +199,8 @@ class MetaOpt(Solver):
             g = torch.zeros_like(v) if g is None else g.detach()
             inputs[k] = _normalise(_flatten(g), opts["input_norm"])
 
-        nets = {k: _mlp_params(inputs[k].numel(), hidden, inputs[k].numel(), gen, device) for k in x0}
+        nets = {k: _mlp_params(inputs[k].numel(), hidden, inputs[k].numel(), gen, device, opts["dtype"])
+                for k in x0}
         scales = {k: gl.rms(v) if opts["output_scale"] == "init" else 1.0 for k, v in x0.items()}
         lrs = {k: lr_by_var.get(k, opts["lr"]) for k in x0}
         opt = gl.make_adam([{"params": nets[k], "lr": lrs[k]} for k in x0])
@@ -270,7 +271,7 @@ class MetaOpt(Solver):
                 inputs.setdefault(k, []).append(_normalise(_flatten(g), opts["input_norm"]))
             for k, v in setup.x0.items():
                 n = inputs[k][b].numel()
-                nets.setdefault(k, []).append(_mlp_params(n, hidden, n, gen, bs.first.device))
+                nets.setdefault(k, []).append(_mlp_params(n, hidden, n, gen, bs.first.device, opts["dtype"]))
                 scales.setdefault(k, []).append(gl.rms(v) if opts["output_scale"] == "init" else 1.0)
             lrs_b = {k: lr_by_var.get(k, opts["lr"]) for k in setup.x0}
             if b and lrs_b != lrs:
@@ -281,7 +282,7 @@ class MetaOpt(Solver):
         stacked = {k: [torch.stack([p[i].detach() for p in nets[k]]).requires_grad_(True)
                        for i in range(len(nets[k][0]))] for k in x0}
         z = {k: torch.stack(inputs[k]) for k in x0}
-        scale = {k: torch.tensor(scales[k], dtype=torch.float64, device=bs.first.device)
+        scale = {k: torch.tensor(scales[k], dtype=x0[k].real.dtype, device=bs.first.device)
                  .reshape(-1, *([1] * (x0[k].dim() - 1))) for k in x0}
         opt = gl.make_adam([{"params": stacked[k], "lr": lrs[k]} for k in x0])
 
@@ -396,10 +397,11 @@ def _normalise(z: "torch.Tensor", how: str) -> "torch.Tensor":
 
 
 def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int, gen: "torch.Generator",
-                device: Any) -> list["torch.Tensor"]:
-    """Weights and biases ``[W1, b1, ..., Wout, bout]``, uniform in ``+-1/sqrt(fan_in)`` (float64).
+                device: Any, precision: str = "float64") -> list["torch.Tensor"]:
+    """Weights and biases ``[W1, b1, ..., Wout, bout]``, uniform in ``+-1/sqrt(fan_in)``.
 
-    Drawn on the CPU from ``gen`` and then moved, so a run gives the same network on every device.
+    Drawn in float64 on the CPU from ``gen``, then rounded to ``precision`` and moved, so a run gives the
+    same network on every device (and float32 the float64 network rounded).
     """
     import torch
 
@@ -409,7 +411,7 @@ def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int, gen: "torch.Gene
         bound = 1.0 / math.sqrt(fan_in)
         for shape in ((fan_out, fan_in), (fan_out,)):
             w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2.0 - 1.0) * bound
-            params.append(w.to(device).requires_grad_(True))
+            params.append(w.to(device=device, dtype=getattr(torch, precision)).requires_grad_(True))
     return params
 
 
