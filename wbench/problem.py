@@ -38,7 +38,7 @@ See ``DESIGN.md`` ("The one idea that keeps it small").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,6 +79,19 @@ class ConstraintSet:
         """A smooth penalty, zero exactly on the set, for solvers that do not project onto it."""
         return ((self.project_torch(x) - x).abs() ** 2).sum()
 
+    def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """:meth:`project_torch` of every ``x[b]`` of a stack (leading batch dimension), stacked; sets with
+        a vectorised form override this (batched solvers, equal to the per-realisation projection)."""
+        import torch
+
+        return torch.stack([self.project_torch(v) for v in x])
+
+    def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        """:meth:`penalty_torch` of every ``x[b]`` of a stack, as a vector of length ``x.shape[0]``."""
+        import torch
+
+        return torch.stack([self.penalty_torch(v) for v in x])
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -109,6 +122,15 @@ class PowerBall(ConstraintSet):
     def penalty_torch(self, x: "torch.Tensor") -> "torch.Tensor":
         """``max(0, ||x||^2 / budget - 1)^2``."""
         return ((x.abs() ** 2).sum() / self.budget - 1.0).clamp(min=0.0) ** 2
+
+    def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        power = (x.abs() ** 2).flatten(1).sum(1).reshape(-1, *([1] * (x.dim() - 1)))
+        return x * torch.sqrt(self.budget / torch.clamp(power, min=self.budget))
+
+    def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        return ((x.abs() ** 2).flatten(1).sum(1) / self.budget - 1.0).clamp(min=0.0) ** 2
 
     def describe(self) -> str:
         return f"PowerBall({self.budget:.6g})"
@@ -267,6 +289,12 @@ class UnitModulus(ConstraintSet):
         """``sum_i (|x_i|^2 - 1)^2``."""
         return ((x.abs() ** 2 - 1.0) ** 2).sum()
 
+    def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        return self.project_torch(x)  # entrywise
+
+    def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        return ((x.abs() ** 2 - 1.0) ** 2).flatten(1).sum(1)
+
 
 @dataclass(frozen=True)
 class Unitary(ConstraintSet):
@@ -290,6 +318,19 @@ class Unitary(ConstraintSet):
         if self.symmetric:
             pen = pen + ((x - x.T).abs() ** 2).sum()
         return pen
+
+    def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        if self.symmetric:
+            return super().project_torch_batch(x)
+        return polar_torch(x)  # a batched SVD: one polar factor per matrix of the stack
+
+    def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        if self.symmetric:
+            return super().penalty_torch_batch(x)
+        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+        return ((x.conj().transpose(-2, -1) @ x - eye).abs() ** 2).sum((-2, -1))
 
     def violation(self, x: np.ndarray) -> float:
         v = unitary_residual(x)
@@ -785,6 +826,19 @@ class Problem:
         """Differentiable loss: the negative utility (plus any penalty the scenario's paper puts in its own
         loss). The generic penalty of :meth:`constraints` is added by :meth:`penalised_loss_torch`, not here."""
         raise NotImplementedError
+
+    @classmethod
+    def loss_torch_batch(cls, problems: Sequence["Problem"], x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        """:meth:`loss_torch` of several realisations at once, for batched solvers: ``x`` holds every
+        variable stacked along a leading dimension (``x[name][b]`` belongs to ``problems[b]``, all of this
+        class and of the same shapes); returns the vector of the ``len(problems)`` losses.
+
+        This default evaluates them one by one (correct for every scenario); a scenario whose loss
+        vectorises overrides it with the same formula on stacked data.
+        """
+        import torch
+
+        return torch.stack([p.loss_torch({k: v[b] for k, v in x.items()}) for b, p in enumerate(problems)])
 
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """Scenario inequality constraints beyond the variable sets, each ``>= 0`` when satisfied."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -113,6 +113,21 @@ class BdrisProblem(Problem):
         G = torch.as_tensor(self.G, dtype=P.dtype, device=P.device)
         Hr = torch.as_tensor(self.Hr, dtype=P.dtype, device=P.device)
         A = np.sqrt(self.gain) * (Hr.conj() @ self.phi_matrix(Phi, torch) @ G)
+        return -weighted_sum_rate_torch(A @ P, 1.0, 1.0)
+
+    @classmethod
+    def loss_torch_batch(cls, problems: Sequence[Problem], x: Mapping[str, Any]) -> Any:
+        """:meth:`loss_torch` of a stack of realisations (one architecture): channels stacked."""
+        import torch
+
+        P, Phi = x["P"], x["Phi"]
+        G = torch.as_tensor(np.stack([p.G for p in problems]), dtype=P.dtype, device=P.device)
+        Hr = torch.as_tensor(np.stack([p.Hr for p in problems]), dtype=P.dtype, device=P.device)
+        gain = torch.as_tensor([np.sqrt(p.gain) for p in problems], dtype=P.real.dtype, device=P.device)
+        if len({p.architecture for p in problems}) != 1:
+            raise ValueError("loss_torch_batch: realisations of different architectures")
+        M = torch.diag_embed(Phi) if problems[0].architecture == "diagonal" else Phi
+        A = gain[:, None, None] * (Hr.conj() @ M @ G)
         return -weighted_sum_rate_torch(A @ P, 1.0, 1.0)
 
     def _initial(self, method: str, rng: np.random.Generator) -> Vars:

@@ -21,7 +21,7 @@ Choices where the paper is silent (also in the README's scenario table):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -69,6 +69,17 @@ class MisoProblem(Problem):
         H = torch.as_tensor(self.H, dtype=V.dtype, device=V.device)
         w = torch.as_tensor(self.weights, dtype=torch.float64, device=V.device)
         return -weighted_sum_rate_torch(H.conj() @ V, w, self.sigma2)
+
+    @classmethod
+    def loss_torch_batch(cls, problems: Sequence[Problem], x: Mapping[str, Any]) -> Any:
+        """:meth:`loss_torch` of a stack of realisations: channels, weights and noise stacked."""
+        import torch
+
+        V = x["V"]
+        H = torch.as_tensor(np.stack([p.H for p in problems]), dtype=V.dtype, device=V.device)
+        w = torch.as_tensor(np.stack([p.weights for p in problems]), dtype=torch.float64, device=V.device)
+        s2 = torch.as_tensor([float(p.sigma2) for p in problems], dtype=torch.float64, device=V.device)
+        return -weighted_sum_rate_torch(H.conj() @ V, w, s2)
 
     def closed_form_optimum(self) -> float | None:
         """One user: MRT at full power is optimal, ``alpha log2(1 + P ||h||^2 / sigma2)``."""

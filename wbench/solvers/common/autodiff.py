@@ -22,11 +22,22 @@ from ...solver import RunContext
 DTYPES = {True: torch.complex128, False: torch.float64}
 
 
-def device_for(ctx: RunContext) -> torch.device:
-    """The run's torch device (``--device``); CUDA only when it is actually available."""
-    if str(ctx.device).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {ctx.device!r} requested but CUDA is not available")
-    return torch.device(ctx.device)
+#: Values of the solvers' ``dtype`` option: the real and complex torch types of variables and networks.
+PRECISIONS = {"float64": (torch.float64, torch.complex128), "float32": (torch.float32, torch.complex64)}
+
+
+def device_for(ctx: RunContext, requested: str | None = None) -> torch.device:
+    """The torch device: ``requested`` (a solver's ``device`` option) or else the run's (``--device``);
+    ``auto`` is CUDA when it is available and the CPU otherwise; CUDA only when it is actually available."""
+    name = str(requested or ctx.device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available (use cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown torch device {name!r}; valid: cpu, cuda, cuda:N, auto") from None
 
 
 def torch_generator(ctx: RunContext, device: torch.device | None = None) -> torch.Generator:
@@ -37,11 +48,14 @@ def torch_generator(ctx: RunContext, device: torch.device | None = None) -> torc
 
 
 def to_torch(problem: Problem, x: Mapping[str, np.ndarray], device: torch.device | str = "cpu",
-             requires_grad: bool = False) -> dict[str, torch.Tensor]:
-    """NumPy variables as float64/complex128 tensors of the problem's dtypes."""
+             requires_grad: bool = False, precision: str = "float64") -> dict[str, torch.Tensor]:
+    """NumPy variables as tensors of the problem's dtypes: float64/complex128, or float32/complex64 with
+    ``precision="float32"``."""
+    real, cplx = PRECISIONS[precision]
     out = {}
     for name, var in problem.variables.items():
-        t = torch.as_tensor(np.asarray(x[name], dtype=var.dtype), device=device).clone()
+        t = torch.as_tensor(np.asarray(x[name], dtype=var.dtype), device=device)
+        t = t.to(cplx if var.complex else real).clone()
         out[name] = t.requires_grad_(requires_grad)
     return out
 

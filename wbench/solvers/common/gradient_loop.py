@@ -116,7 +116,20 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
         "warm": Param("none", "none, or the name of a warm-start stage of the problem (e.g. diagonal: a "
                       "BD-RIS first solves the diagonal RIS on the same channel)", check=_check_warm),
         "warm_iters": Param(1000, "iterations of the warm-start stage", min=0),
+        "device": Param(None, "torch device: cpu, cuda, auto (cuda when available, else cpu); default: the "
+                        "run's --device", nullable=True, check=_check_device),
+        "dtype": Param("float64", "torch precision of variables and networks (results are scored in float64)",
+                       choices=("float64", "float32")),
     }
+
+
+def _check_device(text: str | None) -> str | None:
+    if text is None:
+        return None
+    name = str(text).strip().lower()
+    if name in ("cpu", "cuda", "auto") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return None
+    return "expected cpu, cuda, cuda:N or auto"
 
 
 def _check_warm(text: str) -> str | None:
@@ -236,10 +249,10 @@ def prepare(problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: S
     from . import autodiff
 
     stage = stage or Stage()
-    device = autodiff.device_for(ctx)
+    device = autodiff.device_for(ctx, opts.get("device"))
     projected = projected_names(problem, opts["project"])
     x0_np = ctx.initial(problem, opts["init"]) if stage.x0 is None else stage.x0
-    x0 = autodiff.to_torch(problem, x0_np, device)
+    x0 = autodiff.to_torch(problem, x0_np, device, precision=opts.get("dtype", "float64"))
     penalised = tuple(n for n in problem.variables if n not in projected)
     joint_projected = tuple(j for j in problem.joint if j.rescaled in projected)
     joint_penalised = tuple(j for j in problem.joint if j.rescaled not in projected)
@@ -344,3 +357,255 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
     details.update(setup.info)
     details.update(info or {})
     return Solution(x=autodiff.to_numpy(out), iterations=it, info=details)
+
+
+# -- the batched path: a stack of realisations of one configuration as one computation -------------------
+#
+# ``solve_batch`` of a gradient solver runs every realisation's own run (its Setup from its own ctx: the
+# same initial point, generator draws and options as ``solve``) with the per-realisation tensors stacked
+# along a leading dimension: the meta-loss is a vector (``Problem.loss_torch_batch`` and the sets'
+# ``*_torch_batch`` forms) whose sum is differentiated once; the realisations share no parameter, so each
+# one's gradient is the one its own run would see. Bookkeeping (best iterate, checkpoints, stops, the final
+# projection) is per realisation, exactly as in :func:`run`.
+
+
+def batch_key(problem: Problem) -> tuple[Any, ...]:
+    """Realisations with equal keys can be stacked: same problem class, variables (shapes, sets) and joint
+    constraints, and the same warm-start structure."""
+    warm = problem.warm_start()
+    return (type(problem), tuple((n, tuple(v.shape), v.complex, v.constraint) for n, v in problem.variables.items()),
+            problem.joint, problem.has_constraints_torch,
+            None if warm is None else (warm.name, batch_key(warm.problem)))
+
+
+def solve_grouped(problems: list[Problem], ctxs: list[RunContext],
+                  solve_group: Callable[[list[Problem], list[RunContext]], list[Solution]]) -> list[Solution]:
+    """Run ``solve_group`` on each set of stackable realisations (:func:`batch_key`), results in input order."""
+    if len(problems) != len(ctxs):
+        raise ValueError("solve_batch needs one RunContext per problem")
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault(batch_key(p), []).append(i)
+    out: list[Solution | None] = [None] * len(problems)
+    for idx in groups.values():
+        for i, sol in zip(idx, solve_group([problems[i] for i in idx], [ctxs[i] for i in idx])):
+            out[i] = sol
+    return out  # type: ignore[return-value]
+
+
+@dataclass
+class BatchSetup:
+    """The per-realisation :class:`Setup` s of one stackable group, and the meta-loss on stacked tensors."""
+
+    setups: list[Setup]
+    #: Realisations still iterating (a non-finite loss stops one; its entries are then ignored).
+    active: Any = None
+
+    def __post_init__(self) -> None:
+        import torch
+
+        first = self.setups[0]
+        for s in self.setups[1:]:
+            if (s.projected, s.penalised, s.penalty, s.constraint_penalty) != (
+                    first.projected, first.penalised, first.penalty, first.constraint_penalty):
+                raise ValueError("a batch of realisations with different projected/penalised variables")
+        self.active = torch.ones(len(self.setups), dtype=torch.bool, device=first.device)
+
+    @property
+    def first(self) -> Setup:
+        return self.setups[0]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [s.problem for s in self.setups]
+
+    @property
+    def x0(self) -> TorchVars:
+        import torch
+
+        return {k: torch.stack([s.x0[k] for s in self.setups]) for k in self.first.x0}
+
+    def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        """The meta-loss of every realisation (a vector), the terms in :meth:`Setup.loss`'s order."""
+        import torch
+
+        problems, first = self.problems, self.first
+        loss = type(problems[0]).loss_torch_batch(problems, x)
+        if problems[0].has_constraints_torch:
+            w = [p.constraint_penalty if first.constraint_penalty is None else first.constraint_penalty
+                 for p in problems]
+            loss = loss + torch.stack([w[b] * p.constraint_penalty_torch(_row(x, b))
+                                       for b, p in enumerate(problems)])
+        for name in first.penalised:
+            loss = loss + first.penalty * first.problem.variables[name].constraint.penalty_torch_batch(x[name])
+        for j in first.joint_penalised:
+            loss = loss + first.penalty * torch.stack([j.penalty_torch(_row(x, b)) for b in range(len(problems))])
+        return loss
+
+    def omega(self, name: str, value: "torch.Tensor") -> "torch.Tensor":
+        """``Omega`` of every realisation; a stopped realisation's (ignored, possibly non-finite) rows are
+        replaced by its start first, so that a batched factorisation never meets them."""
+        import torch
+
+        if name not in self.first.projected:
+            return value
+        if not bool(self.active.all()):
+            start = torch.stack([s.x0[name] for s in self.setups])
+            mask = self.active.reshape(-1, *([1] * (value.dim() - 1)))
+            value = torch.where(mask, value, start)
+        return self.first.problem.variables[name].constraint.project_torch_batch(value)
+
+    def joint(self, x: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        import torch
+
+        if not self.first.joint_projected:
+            return x
+        rows = [self.first.joint(_row(x, b)) for b in range(len(self.setups))]
+        return {k: torch.stack([r[k] for r in rows]) for k in x}
+
+    def objective(self, loss: "torch.Tensor") -> "torch.Tensor":
+        """The scalar to differentiate: the sum of the active realisations' losses (a stopped one gets a
+        zero gradient; no realisation's gradient depends on another's loss)."""
+        import torch
+
+        return torch.where(self.active, loss, torch.zeros_like(loss)).sum()
+
+
+def _row(x: Mapping[str, "torch.Tensor"], b: int) -> dict[str, "torch.Tensor"]:
+    return {k: v[b] for k, v in x.items()}
+
+
+def prepare_batch(problems: list[Problem], opts: Mapping[str, Any], ctxs: list[RunContext],
+                  stages: list[Stage]) -> BatchSetup:
+    """:func:`prepare` for every realisation (in order, each drawing from its own ``ctx``)."""
+    return BatchSetup([prepare(p, opts, c, s) for p, c, s in zip(problems, ctxs, stages)])
+
+
+#: One stage of a batched solver: ``(problems, options, ctxs, stages) -> solutions``.
+BatchStageSolver = Callable[[list[Problem], Mapping[str, Any], list[Stage]], list[Solution]]
+
+
+def solve_staged_batch(problems: list[Problem], opts: Mapping[str, Any],
+                       solve_stage: BatchStageSolver) -> list[Solution]:
+    """:func:`solve_staged` for a stackable group (:func:`batch_key`: all or none have a warm stage)."""
+    name = str(opts["warm"])
+    n = len(problems)
+    if name == "none":
+        return solve_stage(problems, opts, [Stage() for _ in range(n)])
+    warms = [p.warm_start() for p in problems]
+    if warms[0] is None:
+        sols = solve_stage(problems, opts, [Stage() for _ in range(n)])
+        for sol in sols:
+            sol.info["warm"] = f"{name}: not applicable to this problem"
+        return sols
+    if warms[0].name != name:
+        raise ValueError(f"warm: this problem's warm-start stage is {warms[0].name!r}, not {name!r}")
+    first_opts = dict(opts, iters=opts["warm_iters"], project="all", final_project=True)
+    firsts = solve_stage([w.problem for w in warms], first_opts, [Stage(embed=w.embed) for w in warms])
+    sols = solve_stage(problems, opts, [Stage(x0=w.embed(f.x), it0=f.iterations) for w, f in zip(warms, firsts)])
+    for sol, first, warm in zip(sols, firsts, warms):
+        sol.iterations += first.iterations
+        sol.info["warm"] = {"stage": warm.name, "iterations": first.iterations,
+                            "utility": warm.problem.utility(first.x),
+                            "best_loss": first.info.get("best_loss"), "stopped": first.info.get("stopped")}
+    return sols
+
+
+#: One batched iteration: update every realisation and return the stacked iterate and its loss vector.
+BatchStep = Callable[[], tuple[Mapping[str, "torch.Tensor"], "torch.Tensor"]]
+
+
+def run_batch(bsetup: BatchSetup, ctxs: list[RunContext], step: BatchStep, iters: int, final_project: bool,
+              infos: list[Mapping[str, Any]] | None = None) -> list[Solution]:
+    """:func:`run` for a stack of realisations: the same per-realisation results (best iterate by
+    meta-loss, checkpoints in each realisation's ``ctx``, stop on a non-finite loss per realisation).
+
+    Seconds budget: the realisations share one clock (the harness gives each ``ctx`` its share times the
+    batch size and starts them together), so the batch stops, for all of them, as soon as any ``ctx``
+    says its budget is spent; iteration budgets are per realisation and equal to the unbatched ones.
+    """
+    import torch
+
+    from . import autodiff
+
+    setups, n = bsetup.setups, len(bsetup.setups)
+
+    def record(b: int, x: Mapping[str, "torch.Tensor"], it: int, force: bool = False) -> None:
+        stage = setups[b].stage
+        if force or ctxs[b].wants(stage.it0 + it):
+            ctxs[b].checkpoint(stage.embed(autodiff.to_numpy(x)) if stage.embed else x, stage.it0 + it, force)
+
+    x0 = bsetup.x0
+    with torch.no_grad():
+        loss0 = [float(v) for v in bsetup.loss(x0)]
+    best_loss = list(loss0)
+    best_x = {k: v.detach().clone() for k, v in x0.items()}
+    best_it = [0] * n
+    for b in range(n):
+        if setups[b].stage.it0 == 0:
+            record(b, _row(best_x, b), 0)
+    its = [0] * n
+    stopped = ["iters"] * n
+    active = [True] * n
+    bsetup.active.fill_(True)
+    budgeted = [c for c in ctxs if c.budget_seconds is not None]
+    it = 0
+    while it < iters and any(active):
+        if any(c.expired() for c in budgeted):
+            for b in range(n):
+                if active[b]:
+                    stopped[b], active[b] = "time", False
+            break
+        x, loss = step()
+        it += 1
+        values = loss.detach().cpu().tolist()
+        improved = []
+        for b in range(n):
+            if not active[b]:
+                continue
+            its[b] = it
+            if not math.isfinite(values[b]):
+                stopped[b], active[b] = "nonfinite", False
+                bsetup.active[b] = False
+                continue
+            if values[b] < best_loss[b]:
+                best_loss[b], best_it[b] = values[b], it
+                improved.append(b)
+        if improved:
+            idx = torch.tensor(improved, device=best_x[next(iter(best_x))].device)
+            for k, v in x.items():
+                best_x[k][idx] = v.detach()[idx]
+        for b in range(n):
+            if active[b]:
+                record(b, _row(best_x, b), it)
+
+    out = []
+    for b, (setup, ctx) in enumerate(zip(setups, ctxs)):
+        xb = _row(best_x, b)
+        kept_start = False
+        if final_project:
+            with torch.no_grad():
+                xb = autodiff.project(setup.problem, xb)
+                start = autodiff.project(setup.problem, setup.x0)
+                if float(setup.loss(start)) < float(setup.loss(xb)):
+                    xb, kept_start = start, True
+        it0 = setup.stage.it0
+        if ctx.checkpoints and ctx.checkpoints[-1][1] == it0 + its[b]:
+            ctx.checkpoints.pop()
+        record(b, xb, its[b], force=True)
+        details = {
+            "loss0": loss0[b],
+            "best_loss": best_loss[b],
+            "best_iteration": best_it[b],
+            "stopped": stopped[b],
+            "stalled": stopped[b] == "nonfinite",
+            "projected": list(setup.projected),
+            "penalised": list(setup.penalised),
+            "final_project": bool(final_project),
+            "final_project_kept_start": kept_start,
+            "batch": n,
+        }
+        details.update(setup.info)
+        details.update((infos or [{}] * n)[b])
+        out.append(Solution(x=autodiff.to_numpy(xb), iterations=its[b], info=details))
+    return out

@@ -28,7 +28,7 @@ same budget as ``metaopt``): on ``miso`` 4x4 the best iterate stops improving wi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ...hookspecs import hookimpl
 from ...params import Param
@@ -93,6 +93,50 @@ class Adam(Solver):
             return state["x"], state["loss"].detach()
 
         return gl.run(setup, ctx, step, opts["iters"], opts["final_project"], {"lr": lrs})
+
+    # -- the batched path (see gradient_loop's batched section) -----------------------------------------
+    batched = True
+
+    def solve_batch(self, problems: Sequence[Problem], options: Mapping[str, Any],
+                    ctxs: Sequence[RunContext]) -> list[Solution]:
+        """Every realisation's :meth:`solve` as one computation: the variables of all realisations are
+        stacked for the loss and the projections; each realisation keeps its own Adam state and relative
+        learning rate (one parameter group each), so every update is the unbatched one."""
+        opts = self.resolve_options(options)
+
+        def group(probs: list[Problem], cs: list[RunContext]) -> list[Solution]:
+            return gl.solve_staged_batch(probs, opts, lambda ps, o, stages: self._solve_batch(ps, o, cs, stages))
+
+        return gl.solve_grouped(list(problems), list(ctxs), group)
+
+    def _solve_batch(self, problems: list[Problem], opts: Mapping[str, Any], ctxs: list[RunContext],
+                     stages: list[gl.Stage]) -> list[Solution]:
+        import torch
+
+        bs = gl.prepare_batch(problems, opts, ctxs, stages)
+        z = [{k: v.clone().requires_grad_(True) for k, v in s.x0.items()} for s in bs.setups]
+        lrs = [{k: opts["lr"] * gl.rms(v) for k, v in s.x0.items()} for s in bs.setups]
+        opt = gl.make_adam([{"params": [zb[k]], "lr": lb[k]} for zb, lb in zip(z, lrs) for k in zb])
+        names = list(bs.first.x0)
+
+        def iterate() -> dict[str, torch.Tensor]:
+            return bs.joint({k: bs.omega(k, torch.stack([zb[k] for zb in z])) for k in names})
+
+        state = {"x": iterate()}
+        state["loss"] = bs.loss(state["x"])
+
+        def step() -> tuple[Mapping[str, torch.Tensor], torch.Tensor]:
+            opt.zero_grad(set_to_none=True)
+            bs.objective(state["loss"]).backward()
+            for b, (setup, zb) in enumerate(zip(bs.setups, z)):
+                if bool(bs.active[b]):
+                    _repair_gradients(setup, zb, {k: v[b] for k, v in state["x"].items()})
+            opt.step()
+            state["x"] = iterate()
+            state["loss"] = bs.loss(state["x"])
+            return state["x"], state["loss"].detach()
+
+        return gl.run_batch(bs, ctxs, step, opts["iters"], opts["final_project"], [{"lr": lb} for lb in lrs])
 
 
 def _repair_gradients(setup: gl.Setup, z: Mapping[str, "torch.Tensor"],

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -199,7 +199,8 @@ class MetaOpt(Solver):
             g = torch.zeros_like(v) if g is None else g.detach()
             inputs[k] = _normalise(_flatten(g), opts["input_norm"])
 
-        nets = {k: _mlp_params(inputs[k].numel(), hidden, inputs[k].numel(), gen, device) for k in x0}
+        nets = {k: _mlp_params(inputs[k].numel(), hidden, inputs[k].numel(), gen, device, opts["dtype"])
+                for k in x0}
         scales = {k: gl.rms(v) if opts["output_scale"] == "init" else 1.0 for k, v in x0.items()}
         lrs = {k: lr_by_var.get(k, opts["lr"]) for k in x0}
         opt = gl.make_adam([{"params": nets[k], "lr": lrs[k]} for k in x0])
@@ -219,6 +220,85 @@ class MetaOpt(Solver):
 
         setup.info.update(lr=lrs, output_scale=scales)
         return gl.run(setup, ctx, step, opts["iters"], opts["final_project"])
+
+    # -- the batched path (see gradient_loop's batched section) -----------------------------------------
+    batched = True
+
+    def solve_batch(self, problems: Sequence[Problem], options: Mapping[str, Any],
+                    ctxs: Sequence[RunContext]) -> list[Solution]:
+        """Every realisation's :meth:`solve` as one computation: its own networks (same seeds, same
+        initial weights as unbatched), stacked, run with batched matrix products and one fused Adam over
+        the stacks. Realisations that cannot be stacked (other shapes) go in separate groups; a subclass
+        that overrides :meth:`_solve` without a batched :meth:`_solve_batch` runs one by one."""
+        problems, ctxs = list(problems), list(ctxs)
+        if _defining_class(type(self), "_solve") is not _defining_class(type(self), "_solve_batch"):
+            return [self.solve(p, options, c) for p, c in zip(problems, ctxs)]
+        opts = self.resolve_options(options)
+        hidden = parse_hidden(opts["hidden"])
+        if len(parse_activations(opts["activations"])) != len(hidden):
+            raise ValueError(f"activations: {len(parse_activations(opts['activations']))} given for "
+                             f"{len(hidden)} hidden layers")
+        for p in problems:
+            _lr_names(p, parse_lr_by_var(opts["lr_by_var"]))
+
+        def group(probs: list[Problem], cs: list[RunContext]) -> list[Solution]:
+            return gl.solve_staged_batch(probs, opts, lambda ps, o, stages: self._solve_batch(ps, o, cs, stages))
+
+        return gl.solve_grouped(problems, ctxs, group)
+
+    def _solve_batch(self, problems: list[Problem], opts: Mapping[str, Any], ctxs: list[RunContext],
+                     stages: list[gl.Stage]) -> list[Solution]:
+        """One stage of :meth:`_solve` for a stack of realisations."""
+        import torch
+
+        from ..common import autodiff
+
+        hidden = parse_hidden(opts["hidden"])
+        activations = [_activation(a) for a in parse_activations(opts["activations"])]
+        bs = gl.prepare_batch(problems, opts, ctxs, stages)
+        nets: dict[str, list[list[torch.Tensor]]] = {}
+        inputs: dict[str, list[torch.Tensor]] = {}
+        scales: dict[str, list[float]] = {}
+        lrs: dict[str, float] = {}
+        for b, (setup, ctx) in enumerate(zip(bs.setups, ctxs)):
+            # per realisation exactly as _solve: its fixed inputs, then its networks from its generator
+            gen = autodiff.torch_generator(ctx)
+            xg = {k: v.clone().requires_grad_(True) for k, v in setup.x0.items()}
+            grads = torch.autograd.grad(setup.loss(xg), list(xg.values()), allow_unused=True)
+            lr_by_var = _lr_names(setup.problem, parse_lr_by_var(opts["lr_by_var"]))
+            for (k, v), g in zip(setup.x0.items(), grads):
+                g = torch.zeros_like(v) if g is None else g.detach()
+                inputs.setdefault(k, []).append(_normalise(_flatten(g), opts["input_norm"]))
+            for k, v in setup.x0.items():
+                n = inputs[k][b].numel()
+                nets.setdefault(k, []).append(_mlp_params(n, hidden, n, gen, bs.first.device, opts["dtype"]))
+                scales.setdefault(k, []).append(gl.rms(v) if opts["output_scale"] == "init" else 1.0)
+            lrs_b = {k: lr_by_var.get(k, opts["lr"]) for k in setup.x0}
+            if b and lrs_b != lrs:
+                raise ValueError("a batch of realisations with different learning rates")
+            lrs = lrs_b
+            setup.info.update(lr=lrs_b, output_scale={k: scales[k][b] for k in setup.x0})
+        x0 = bs.x0
+        stacked = {k: [torch.stack([p[i].detach() for p in nets[k]]).requires_grad_(True)
+                       for i in range(len(nets[k][0]))] for k in x0}
+        z = {k: torch.stack(inputs[k]) for k in x0}
+        scale = {k: torch.tensor(scales[k], dtype=x0[k].real.dtype, device=bs.first.device)
+                 .reshape(-1, *([1] * (x0[k].dim() - 1))) for k in x0}
+        opt = gl.make_adam([{"params": stacked[k], "lr": lrs[k]} for k in x0])
+
+        def step() -> tuple[Mapping[str, torch.Tensor], torch.Tensor]:
+            x = {}
+            for k, v in x0.items():
+                inc = _mlp_batch(stacked[k], activations, z[k]).reshape(v.shape[0], -1)
+                x[k] = bs.omega(k, v + _unflatten_batch(inc, v) * scale[k])
+            x = bs.joint(x)
+            loss = bs.loss(x)
+            opt.zero_grad(set_to_none=True)
+            bs.objective(loss).backward()
+            opt.step()
+            return x, loss.detach()
+
+        return gl.run_batch(bs, ctxs, step, opts["iters"], opts["final_project"])
 
 
 class MetaOptAlg3(MetaOpt):
@@ -260,13 +340,25 @@ class MetaOptAlg3(MetaOpt):
     budget_options = ("iters", "warm_iters", "final_project")
 
     def _solve(self, problem: Problem, opts: Mapping[str, Any], ctx: RunContext, stage: gl.Stage) -> Solution:
-        # A diagonal RIS's variable is the phase vector (the paper's omega): its constraint is exact, so
-        # with the default project=precoder a unit-modulus scattering variable is projected, not penalised.
-        scattering = problem.names_with_role("scattering")
-        if opts["project"] == "precoder" and scattering and all(
-                isinstance(problem.variables[n].constraint, UnitModulus) for n in scattering):
-            opts = dict(opts, project="all")
-        return super()._solve(problem, opts, ctx, stage)
+        return super()._solve(problem, _alg3_options(problem, opts), ctx, stage)
+
+    def _solve_batch(self, problems: list[Problem], opts: Mapping[str, Any], ctxs: list[RunContext],
+                     stages: list[gl.Stage]) -> list[Solution]:
+        return super()._solve_batch(problems, _alg3_options(problems[0], opts), ctxs, stages)
+
+
+def _alg3_options(problem: Problem, opts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A diagonal RIS's variable is the phase vector (the paper's omega): its constraint is exact, so with
+    the default project=precoder a unit-modulus scattering variable is projected, not penalised."""
+    scattering = problem.names_with_role("scattering")
+    if opts["project"] == "precoder" and scattering and all(
+            isinstance(problem.variables[n].constraint, UnitModulus) for n in scattering):
+        return dict(opts, project="all")
+    return opts
+
+
+def _defining_class(cls: type, attr: str) -> type | None:
+    return next((c for c in cls.__mro__ if attr in c.__dict__), None)
 
 
 # -- the networks (plain tensors: cheaper than nn.Module for a batch of one) ----------------------------
@@ -287,6 +379,16 @@ def _unflatten(z: "torch.Tensor", like: "torch.Tensor") -> "torch.Tensor":
     return z.reshape(like.shape)
 
 
+def _unflatten_batch(z: "torch.Tensor", like: "torch.Tensor") -> "torch.Tensor":
+    """:func:`_unflatten` of every row of ``z`` (``like`` stacked along a leading dimension)."""
+    import torch
+
+    if like.is_complex():
+        n = like[0].numel()
+        return torch.complex(z[:, :n], z[:, n:]).reshape(like.shape)
+    return z.reshape(like.shape)
+
+
 def _normalise(z: "torch.Tensor", how: str) -> "torch.Tensor":
     if how == "raw":
         return z
@@ -295,10 +397,11 @@ def _normalise(z: "torch.Tensor", how: str) -> "torch.Tensor":
 
 
 def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int, gen: "torch.Generator",
-                device: Any) -> list["torch.Tensor"]:
-    """Weights and biases ``[W1, b1, ..., Wout, bout]``, uniform in ``+-1/sqrt(fan_in)`` (float64).
+                device: Any, precision: str = "float64") -> list["torch.Tensor"]:
+    """Weights and biases ``[W1, b1, ..., Wout, bout]``, uniform in ``+-1/sqrt(fan_in)``.
 
-    Drawn on the CPU from ``gen`` and then moved, so a run gives the same network on every device.
+    Drawn in float64 on the CPU from ``gen``, then rounded to ``precision`` and moved, so a run gives the
+    same network on every device (and float32 the float64 network rounded).
     """
     import torch
 
@@ -308,7 +411,7 @@ def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int, gen: "torch.Gene
         bound = 1.0 / math.sqrt(fan_in)
         for shape in ((fan_out, fan_in), (fan_out,)):
             w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2.0 - 1.0) * bound
-            params.append(w.to(device).requires_grad_(True))
+            params.append(w.to(device=device, dtype=getattr(torch, precision)).requires_grad_(True))
     return params
 
 
@@ -326,6 +429,16 @@ def _mlp(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> 
     for i, act in enumerate(activations):
         z = act(torch.addmv(params[2 * i + 1], params[2 * i], z))
     return torch.addmv(params[-1], params[-2], z)
+
+
+def _mlp_batch(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> "torch.Tensor":
+    """:func:`_mlp` of a stack of networks (weights ``[B, out, in]``, biases ``[B, out]``) on inputs ``[B, in]``."""
+    import torch
+
+    z = z.unsqueeze(-1)
+    for i, act in enumerate(activations):
+        z = act(torch.baddbmm(params[2 * i + 1].unsqueeze(-1), params[2 * i], z))
+    return torch.baddbmm(params[-1].unsqueeze(-1), params[-2], z).squeeze(-1)
 
 
 @hookimpl
