@@ -43,14 +43,15 @@ def test_loss_is_negative_utility_and_gradient_matches_finite_differences(proble
     for method in prob.init_methods:
         x = prob.initial(method, rng)
         feas = prob.feasibility(x)
-        # every start lies in the variables' sets; the default one also meets the scenario constraints (a
-        # random start may miss a QoS target, and then the loss carries the scenario's own penalty)
+        # every start lies in the variables' sets; a start may miss a QoS target (seed 004's own start, random
+        # precoders with c = 0, usually does), and then the loss carries the scenario's non-negative penalty
         sets = set(prob.variables) | {j.name for j in prob.joint}
         assert all(feas.violations[k] <= feas.tolerances[k] for k in sets), (name, method)
-        assert feas.feasible or method != prob.init_methods[0], (name, method)
         loss, grad = autodiff.loss_and_grad(prob, x)
         if feas.feasible:
             assert loss == pytest.approx(-prob.utility(x), rel=1e-10, abs=1e-12)
+        else:
+            assert loss >= -prob.utility(x) - 1e-12, (name, method)
         # directional derivative along a random direction, real inner product Re<grad, d>
         d = {k: rng.standard_normal(v.shape) + (1j * rng.standard_normal(v.shape) if np.iscomplexobj(v) else 0)
              for k, v in x.items()}

@@ -40,7 +40,9 @@ class GenieDpc(Solver):
     version = "1"
     description = "perfect-CSIT genie bound mean_m C_DPC(H_m) on the SAA draws (bounds the in-sample ASR)"
     tags = frozenset({"bound"})
-    scenarios = None
+    #: Listed for the scenarios that hand out SAA data (a generic bound would show up on every scenario's
+    #: ``bound`` selection and then decline); :meth:`supports_problem` still checks the problem itself.
+    scenarios = ("hrsma", "isac")
     options = {
         "tol": Param(1e-4, "relative duality gap of each sum capacity (the value is an upper bound at any tol)",
                      min=0),
