@@ -22,7 +22,7 @@ def wbench(*args, cwd=None):
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["compare", "--scenario", "nope", "--solvers", "mrt"], "unknown scenario 'nope'; valid: bdris, comp-rsma-ma, miso"),
+        (["compare", "--scenario", "nope", "--solvers", "mrt"], "unknown scenario 'nope'; valid: bdris, "),
         (["compare", "--scenario", "miso", "--solvers", "wmse"], "unknown solver or tag 'wmse'; valid: "),
         (["compare", "--scenario", "miso", "--solvers", "mrt", "--set", "Ntt=4"],
          "unknown parameter for scenario 'miso': Ntt; valid: K, Nt, snr_db, weights"),
