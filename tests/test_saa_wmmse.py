@@ -232,7 +232,7 @@ def test_declines_beyond_the_size_cap_with_the_reason():
     solver = SaaWmmse()
     big = FakeProblem(make_data("sdma", Nt=16, K=16, M=2))
     reason = solver.declines(big, {})
-    assert reason is not None and "Nt K = 256" in reason and "max_size=200" in reason
+    assert reason is not None and "Nt K = 256" in reason and "max_size=100" in reason
     assert solver.declines(big, {"max_size": 256}) is None
     assert solver.declines(FakeProblem(make_data("sdma")), {}) is None
     assert solver.declines(object(), {}) == "the problem offers no SAA data (no saa_data())"

@@ -71,10 +71,16 @@ iteration, for the benchmark). Conic solver Clarabel; SCS (``eps 1e-9``) when Cl
 non-optimal status; when both fail the run stops at its last good point.
 
 **Stopping.** Relative change of the surrogate optimum ``|v_t - v_{t-1}| <= tol |v_t|`` (``v_0`` = merit at
-the start) or ``max_iter`` iterations. **Size.** An interior-point solve costs about ``(Nt K)^3.5`` (the QCQP
-has ``3K`` second-order cones of size ``Nt (K + G + 1)``): the solver declines ``Nt K > max_size`` (default 200,
-about 1-2 s per iteration on one core at ``Nt K = 200``) with the reason. A start above the power budget is
-scaled onto it (choice).
+the start) or ``max_iter`` iterations.
+
+**Size (choice).** The QCQP has up to ``3K`` second-order cones of dimension about ``2 Nt (K + G + 1)``; an
+interior-point solve grows like ``(Nt K)^3.5``. What limits it in practice is cvxpy's one-off DPP compilation
+of the ``3K`` parametrised products ``B_ks X``: measured on one core for ``hrsma`` (``M = 200``, QoS) it took
+3-6 s and 0.55 GB at ``Nt, K = 8, 6``; 30 s and 3.6 GB at ``12, 8``; 61 s and 8.1 GB at ``16, 8``; at ``20, 10``
+(``Nt K = 200``) it ran out of a 23 GB machine. A re-solve then costs 0.1-0.25 s, 1.1-1.5 s and 2.2 s.
+Rebuilding every iteration (``dpp=false``) needs little memory (0.3 GB at ``Nt K = 200``) but recompiles each
+time (6.5 s per iteration at ``16, 8``; 23 s at ``20, 10``). The solver therefore declines ``Nt K > max_size``
+(default 100) with the reason. A start above the power budget is scaled onto it (choice).
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ from ...solver import RunContext, Solution, Solver
 
 LN2 = math.log(2.0)
 STAGES = ("c", "cg", "p")
-DEFAULT_MAX_SIZE = 200
+DEFAULT_MAX_SIZE = 100
 _REJECT_RTOL = 1e-6  # relative fall of the merit beyond which a step is treated as a failed solve
 _LOOSE = 1e-7
 #: Clarabel at its defaults (1e-8); again at 1e-7 (near a stream switching off, Clarabel can reach 1e-8 in the gap
@@ -476,8 +482,10 @@ class SaaWmmse(Solver):
         "tol": Param(1e-4, "stop when the surrogate optimum changes by <= tol relative", min=0),
         "init": Param("svd-mrt", "start: a named initial point of the scenario (hrsma: svd-mrt, mrt, random)"),
         "qos_penalty": Param(100.0, "exact penalty per nat of QoS shortfall (elastic QoS; >= 1)", min=1.0),
-        "max_size": Param(DEFAULT_MAX_SIZE, "decline when Nt K exceeds this (interior-point cost ~ (Nt K)^3.5)",
-                          min=1),
+        "max_size": Param(DEFAULT_MAX_SIZE, "decline when Nt K exceeds this (cvxpy's DPP compilation: ~3.6 GB and "
+                          "30 s at Nt K = 96, 8 GB at 128)", min=1),
+        "dpp": Param(True, "build the QCQP once with cvxpy Parameters and re-solve it (false: rebuild it every "
+                     "iteration, slower but little memory)"),
     }
     budget_options = ("max_iter", "tol", "init")
 
@@ -491,16 +499,23 @@ class SaaWmmse(Solver):
         data = problem.saa_data()
         size = data.Nt * data.layout.K
         if size > opts["max_size"]:
-            return (f"Nt K = {size} exceeds max_size={opts['max_size']}: the QCQP's interior-point cost grows as "
-                    f"(Nt K)^3.5 (set max_size to run it anyway)")
+            return (f"Nt K = {size} exceeds max_size={opts['max_size']}: cvxpy's compilation of the QCQP needs "
+                    f"about 3.6 GB at Nt K = 96 and 8 GB at 128, and each solve grows as (Nt K)^3.5 (set max_size "
+                    f"to run it anyway; dpp=false trades memory for a recompilation every iteration)")
         return None
 
     def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
-        """The draws' gains and weights (a few ``M K S`` arrays) plus cvxpy's canonical problem, whose
-        matrix holds about ``Nt^2 S`` entries per user and stage (times a generous factor for its copies)."""
+        """The draws' gains and weights (a few ``M K S`` arrays) plus cvxpy's compilation, dominated by the
+        parametrised products ``B_ks X``: a fit to the peak memory measured for ``hrsma`` (0.55, 3.6, 8.1 GB at
+        ``Nt, K = 8, 6; 12, 8; 16, 8``) in ``n = (stages K) Nt^2 S``, about ``n^1.6``; without DPP about 0.3 GB
+        at ``Nt K = 200``."""
+        opts = self.resolve_options(options)
         data = problem.saa_data()
-        K, S, n = data.layout.K, data.layout.n_streams, data.Nt
-        return int(16 * 8 * data.M * K * (S + n) + 3 * K * n * n * S * 16 * 40)
+        rows = len(stage_rows(data.layout).stages) * data.layout.K
+        n = rows * data.Nt**2 * data.layout.n_streams
+        arrays = 16 * 8 * data.M * data.layout.K * (data.layout.n_streams + data.Nt)
+        compile_ = 3.45e9 * (n / 38016) ** 1.6 if opts["dpp"] else 2e3 * n
+        return int(150e6 + arrays + compile_)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
@@ -514,7 +529,7 @@ class SaaWmmse(Solver):
 
         P, trace = saa_wmmse(
             data, np.asarray(x0[var]), opts["max_iter"], opts["tol"], qos_penalty=opts["qos_penalty"],
-            on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
+            rebuild=not opts["dpp"], on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
         )
         x = point(P)
         n = trace.iterations
