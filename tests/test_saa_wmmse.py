@@ -236,6 +236,7 @@ def test_declines_beyond_the_size_cap_with_the_reason():
     assert solver.declines(big, {"max_size": 256}) is None
     assert solver.declines(FakeProblem(make_data("sdma")), {}) is None
     assert solver.declines(object(), {}) == "the problem offers no SAA data (no saa_data())"
+    assert solver.memory_bytes(big, {}) > solver.memory_bytes(big, {"dpp": False}) > 0
 
 
 def test_solver_plugin_runs_and_honours_the_budget():
@@ -247,6 +248,8 @@ def test_solver_plugin_runs_and_honours_the_budget():
     assert np.linalg.norm(sol.x["P"]) ** 2 <= prob.data.power * (1 + 1e-6)
     assert saa_rates(prob.data, sol.x["P"]).asr == pytest.approx(sol.info["asr_trace"][-1], rel=1e-12)
     assert [c[1] for c in ctx.checkpoints][0] == 0 and ctx.checkpoints[-1][1] == sol.iterations
+    rebuilt = solver.solve(prob, {"max_iter": 2, "tol": 0.0, "dpp": False}, RunContext(np.random.default_rng(0)))
+    assert rebuilt.iterations == 2 and rebuilt.info["status"] == "max_iter"
     spent = RunContext(np.random.default_rng(0), budget_seconds=0.0)
     sol0 = solver.solve(prob, {}, spent)
     assert sol0.iterations == 0 and sol0.info["status"] == "stopped"
