@@ -84,6 +84,15 @@ def test_rsma_without_common_power_is_sdma():
     assert saa_rates(rs, P_rs).asr == pytest.approx(saa_rates(sd, P).asr, rel=1e-12)
 
 
+def test_hrsma_without_group_commons_is_rsma():
+    hr, rs = make_data("hrsma"), make_data("rsma")
+    P = random_start(rs)
+    P_hr = np.concatenate([P[:, :1], np.zeros((hr.Nt, 2)), P[:, 1:]], axis=1)
+    a, b = saa_rates(hr, P_hr), saa_rates(rs, P)
+    np.testing.assert_allclose(a.private, b.private, rtol=1e-12)
+    assert a.common == pytest.approx(b.common, rel=1e-12) and a.asr == pytest.approx(b.asr, rel=1e-12)
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_surrogate_is_a_tight_lower_bound_of_the_saa_rates(scheme):
     """``1 - xi_ks(P) <= mean_m ln(1 + gamma_ks,m(P))`` for every ``P``, with equality at the point where the

@@ -2,10 +2,12 @@
 per iteration, solved with cvxpy.
 
 Method: H. Joudeh, B. Clerckx, "Sum-rate maximization for linearly precoded downlink multiuser MISO systems
-with partial CSIT: a rate-splitting approach", IEEE Trans. Commun. 64(11), 2016 (sections IV-V: the
-rate-WMSE relationship averaged over the SAA draws, eqs. (24)-(33), and Algorithm 1), extended to the
-H-RSMA streams of Cerna Loli & Clerckx, "Meta-learning for large-scale H-RSMA, ISAC and BD-RIS", section IV
-(SCENARIOS.md section 3; the paper itself never runs it).
+with partial CSIT: a rate-splitting approach", IEEE Trans. Commun. 64(11), pp. 4847-4861, 2016 (ref. [13] of
+seed 000: the rate-WMSE relationship averaged over the SAA draws and the alternating optimisation it gives,
+one convex QCQP per iteration), extended to the H-RSMA streams of Cerna Loli & Clerckx, "Meta-learning for
+large-scale H-RSMA, ISAC and BD-RIS", section IV (SCENARIOS.md section 3; that paper cites its cost,
+``O(T (Nt K)^3.5)``, but never runs it). Equation numbers of ref. [13] are not quoted here: the derivation
+below is self-contained and tested.
 
 **Streams and stages** (:mod:`wbench.rsma`). User ``k`` of group ``g`` decodes, in turn, the global common
 stream (stage ``c``, desired column ``p_c``), its group's common stream (stage ``cg``, ``p_cg``) and its private
@@ -20,7 +22,7 @@ its interference ``I_ks = T_ks - |h_k^H p_d|^2`` (summed without the desired ter
 rate ``R_ks = ln(T_ks / I_ks)`` (nats). The SAA rates (SCENARIOS.md section 3) are
 ``min_k mean_m R_kc``, ``min_{k in g} mean_m R_kcg`` and ``mean_m R_kp``; the ASR is their sum.
 
-**The rate-WMSE relationship** (Joudeh & Clerckx, Lemma 1 / eq. (24); Shi et al. 2011 for one draw). With
+**The rate-WMSE relationship** (Joudeh & Clerckx 2016; Shi, Razaviyayn, Luo, He 2011 for one draw). With
 the scalar equaliser ``g`` (estimate ``g y`` of the desired symbol) the MSE is
 ``e(g, P) = |g|^2 T(P) - 2 Re(g h^H p_d) + 1``; the MMSE equaliser ``g* = (h^H p_d)^* / T`` gives
 ``e* = I / T``, so ``R = -ln e*``. Since ``-ln e = max_{u > 0} (ln u - u e + 1)`` (attained at ``u = 1/e``),
@@ -38,7 +40,8 @@ augmented WMSE
 So ``1 - xi_ks(P) <= mean_m R_ks(P)`` for every ``P``, with equality at ``P_cur`` (tested). The constant
 ``u_bar - v_bar + sigma2 t_bar`` is exactly what makes the bound tight.
 
-**The QCQP** of one iteration (Joudeh & Clerckx's problem (31), common-rate variables ``C``, in nats):
+**The QCQP** of one iteration (Joudeh & Clerckx's, with H-RSMA's group commons; common-rate variables ``C``,
+in nats):
 
     maximise   sum_k (1 - xi_kp) + sum_k C_k^c + sum_k C_k^g - rho sum_k s_k
     s.t.       sum_k C_k^c <= 1 - xi_kc               for every k,
@@ -49,7 +52,8 @@ So ``1 - xi_ks(P) <= mean_m R_ks(P)`` for every ``P``, with equality at ``P_cur`
 **Elastic QoS (choice).** The paper's hard QoS constraint makes the QCQP infeasible from a start that misses
 the targets (SVD-MRT often does). The slack ``s`` with the exact penalty ``rho`` (option ``qos_penalty``,
 default 100 per nat) keeps every QCQP feasible; where the targets can be met the optimum has ``s = 0`` once
-``rho`` exceeds the QoS multipliers, and from a QoS-feasible point the iterates stay QoS-feasible. Without
+``rho`` exceeds the QoS multipliers, and from a QoS-feasible point the iterates then stay QoS-feasible (the
+current point, with ``s = 0``, is feasible for the next QCQP). Without
 QoS there is no slack. The monotone quantity is the *merit* ``ASR - rho * deficit``, with ``deficit`` the
 smallest total shortfall below ``R_th`` that any split of the common rates leaves (the closed form of
 SCENARIOS.md section 3, Algorithm 2's penalty without ``lambda``); with no QoS, or once met, merit = ASR.
@@ -67,8 +71,10 @@ than ``1e-6`` relative (an inaccurate solve) is not taken: the last good point i
 round-off eigenvalues clipped to 0), so ``B^H B = P_t Psi``. The problem is built once per layout with cvxpy
 Parameters (``B_ks``, ``f``, the constants: DPP, ``problem.is_dpp()`` is tested) and re-solved every iteration;
 cvxpy then reuses its canonicalisation (``rebuild=True`` builds a fresh problem with constants every
-iteration, for the benchmark). Conic solver Clarabel; SCS (``eps 1e-9``) when Clarabel fails or returns a
-non-optimal status; when both fail the run stops at its last good point.
+iteration, for the benchmark). Conic solver Clarabel at its defaults; where it fails or ends non-optimal, Clarabel
+again at tolerance 1e-7 (near a stream switching off it can close the gap to 1e-8 and then lose primal
+feasibility, "InsufficientProgress"), then SCS (``eps 1e-8``); when all fail the run stops at its last good point.
+At Clarabel's default gap the iterate is accurate to about 1e-5 relative (tested against WMMSE's exact step).
 
 **Stopping.** Relative change of the surrogate optimum ``|v_t - v_{t-1}| <= tol |v_t|`` (``v_0`` = merit at
 the start) or ``max_iter`` iterations.
@@ -80,7 +86,11 @@ of the ``3K`` parametrised products ``B_ks X``: measured on one core for ``hrsma
 (``Nt K = 200``) it ran out of a 23 GB machine. A re-solve then costs 0.1-0.25 s, 1.1-1.5 s and 2.2 s.
 Rebuilding every iteration (``dpp=false``) needs little memory (0.3 GB at ``Nt K = 200``) but recompiles each
 time (6.5 s per iteration at ``16, 8``; 23 s at ``20, 10``). The solver therefore declines ``Nt K > max_size``
-(default 100) with the reason. A start above the power budget is scaled onto it (choice).
+(default 100) with the reason. Other DPP forms did not lower the compilation's memory at ``Nt, K = 16, 8``: real
+stacking, one stacked parameter ``[B_1; ..; B_R] @ X``, cvxpy's COO and SCIPY backends; the per-draw form
+``sum_m t_m |h_m^H p|^2`` with the weights as parameters ran out of memory already at ``Nt, K = 8, 6``.
+
+A start above the power budget is scaled onto it (choice).
 """
 
 from __future__ import annotations
