@@ -90,7 +90,9 @@ time (6.5 s per iteration at ``16, 8``; 23 s at ``20, 10``). The solver therefor
 stacking, one stacked parameter ``[B_1; ..; B_R] @ X``, cvxpy's COO and SCIPY backends; the per-draw form
 ``sum_m t_m |h_m^H p|^2`` with the weights as parameters ran out of memory already at ``Nt, K = 8, 6``.
 
-A start above the power budget is scaled onto it (choice).
+A start above the power budget is scaled onto it (choice). As in WMMSE, a stream with no power at the start stays
+off (its equaliser, weight and hence its surrogate rate's slope vanish): start from a point that uses every
+stream (``svd-mrt``, the default, does).
 """
 
 from __future__ import annotations
