@@ -84,6 +84,15 @@ def test_rsma_without_common_power_is_sdma():
     assert saa_rates(rs, P_rs).asr == pytest.approx(saa_rates(sd, P).asr, rel=1e-12)
 
 
+def test_hrsma_without_group_commons_is_rsma():
+    hr, rs = make_data("hrsma"), make_data("rsma")
+    P = random_start(rs)
+    P_hr = np.concatenate([P[:, :1], np.zeros((hr.Nt, 2)), P[:, 1:]], axis=1)
+    a, b = saa_rates(hr, P_hr), saa_rates(rs, P)
+    np.testing.assert_allclose(a.private, b.private, rtol=1e-12)
+    assert a.common == pytest.approx(b.common, rel=1e-12) and a.asr == pytest.approx(b.asr, rel=1e-12)
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_surrogate_is_a_tight_lower_bound_of_the_saa_rates(scheme):
     """``1 - xi_ks(P) <= mean_m ln(1 + gamma_ks,m(P))`` for every ``P``, with equality at the point where the
@@ -232,10 +241,11 @@ def test_declines_beyond_the_size_cap_with_the_reason():
     solver = SaaWmmse()
     big = FakeProblem(make_data("sdma", Nt=16, K=16, M=2))
     reason = solver.declines(big, {})
-    assert reason is not None and "Nt K = 256" in reason and "max_size=200" in reason
+    assert reason is not None and "Nt K = 256" in reason and "max_size=100" in reason
     assert solver.declines(big, {"max_size": 256}) is None
     assert solver.declines(FakeProblem(make_data("sdma")), {}) is None
     assert solver.declines(object(), {}) == "the problem offers no SAA data (no saa_data())"
+    assert solver.memory_bytes(big, {}) > solver.memory_bytes(big, {"dpp": False}) > 0
 
 
 def test_solver_plugin_runs_and_honours_the_budget():
@@ -247,6 +257,8 @@ def test_solver_plugin_runs_and_honours_the_budget():
     assert np.linalg.norm(sol.x["P"]) ** 2 <= prob.data.power * (1 + 1e-6)
     assert saa_rates(prob.data, sol.x["P"]).asr == pytest.approx(sol.info["asr_trace"][-1], rel=1e-12)
     assert [c[1] for c in ctx.checkpoints][0] == 0 and ctx.checkpoints[-1][1] == sol.iterations
+    rebuilt = solver.solve(prob, {"max_iter": 2, "tol": 0.0, "dpp": False}, RunContext(np.random.default_rng(0)))
+    assert rebuilt.iterations == 2 and rebuilt.info["status"] == "max_iter"
     spent = RunContext(np.random.default_rng(0), budget_seconds=0.0)
     sol0 = solver.solve(prob, {}, spent)
     assert sol0.iterations == 0 and sol0.info["status"] == "stopped"

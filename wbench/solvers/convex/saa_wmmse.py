@@ -2,10 +2,12 @@
 per iteration, solved with cvxpy.
 
 Method: H. Joudeh, B. Clerckx, "Sum-rate maximization for linearly precoded downlink multiuser MISO systems
-with partial CSIT: a rate-splitting approach", IEEE Trans. Commun. 64(11), 2016 (sections IV-V: the
-rate-WMSE relationship averaged over the SAA draws, eqs. (24)-(33), and Algorithm 1), extended to the
-H-RSMA streams of Cerna Loli & Clerckx, "Meta-learning for large-scale H-RSMA, ISAC and BD-RIS", section IV
-(SCENARIOS.md section 3; the paper itself never runs it).
+with partial CSIT: a rate-splitting approach", IEEE Trans. Commun. 64(11), pp. 4847-4861, 2016 (ref. [13] of
+seed 000: the rate-WMSE relationship averaged over the SAA draws and the alternating optimisation it gives,
+one convex QCQP per iteration), extended to the H-RSMA streams of Cerna Loli & Clerckx, "Meta-learning for
+large-scale H-RSMA, ISAC and BD-RIS", section IV (SCENARIOS.md section 3; that paper cites its cost,
+``O(T (Nt K)^3.5)``, but never runs it). Equation numbers of ref. [13] are not quoted here: the derivation
+below is self-contained and tested.
 
 **Streams and stages** (:mod:`wbench.rsma`). User ``k`` of group ``g`` decodes, in turn, the global common
 stream (stage ``c``, desired column ``p_c``), its group's common stream (stage ``cg``, ``p_cg``) and its private
@@ -20,7 +22,7 @@ its interference ``I_ks = T_ks - |h_k^H p_d|^2`` (summed without the desired ter
 rate ``R_ks = ln(T_ks / I_ks)`` (nats). The SAA rates (SCENARIOS.md section 3) are
 ``min_k mean_m R_kc``, ``min_{k in g} mean_m R_kcg`` and ``mean_m R_kp``; the ASR is their sum.
 
-**The rate-WMSE relationship** (Joudeh & Clerckx, Lemma 1 / eq. (24); Shi et al. 2011 for one draw). With
+**The rate-WMSE relationship** (Joudeh & Clerckx 2016; Shi, Razaviyayn, Luo, He 2011 for one draw). With
 the scalar equaliser ``g`` (estimate ``g y`` of the desired symbol) the MSE is
 ``e(g, P) = |g|^2 T(P) - 2 Re(g h^H p_d) + 1``; the MMSE equaliser ``g* = (h^H p_d)^* / T`` gives
 ``e* = I / T``, so ``R = -ln e*``. Since ``-ln e = max_{u > 0} (ln u - u e + 1)`` (attained at ``u = 1/e``),
@@ -38,7 +40,8 @@ augmented WMSE
 So ``1 - xi_ks(P) <= mean_m R_ks(P)`` for every ``P``, with equality at ``P_cur`` (tested). The constant
 ``u_bar - v_bar + sigma2 t_bar`` is exactly what makes the bound tight.
 
-**The QCQP** of one iteration (Joudeh & Clerckx's problem (31), common-rate variables ``C``, in nats):
+**The QCQP** of one iteration (Joudeh & Clerckx's, with H-RSMA's group commons; common-rate variables ``C``,
+in nats):
 
     maximise   sum_k (1 - xi_kp) + sum_k C_k^c + sum_k C_k^g - rho sum_k s_k
     s.t.       sum_k C_k^c <= 1 - xi_kc               for every k,
@@ -49,7 +52,8 @@ So ``1 - xi_ks(P) <= mean_m R_ks(P)`` for every ``P``, with equality at ``P_cur`
 **Elastic QoS (choice).** The paper's hard QoS constraint makes the QCQP infeasible from a start that misses
 the targets (SVD-MRT often does). The slack ``s`` with the exact penalty ``rho`` (option ``qos_penalty``,
 default 100 per nat) keeps every QCQP feasible; where the targets can be met the optimum has ``s = 0`` once
-``rho`` exceeds the QoS multipliers, and from a QoS-feasible point the iterates stay QoS-feasible. Without
+``rho`` exceeds the QoS multipliers, and from a QoS-feasible point the iterates then stay QoS-feasible (the
+current point, with ``s = 0``, is feasible for the next QCQP). Without
 QoS there is no slack. The monotone quantity is the *merit* ``ASR - rho * deficit``, with ``deficit`` the
 smallest total shortfall below ``R_th`` that any split of the common rates leaves (the closed form of
 SCENARIOS.md section 3, Algorithm 2's penalty without ``lambda``); with no QoS, or once met, merit = ASR.
@@ -67,14 +71,28 @@ than ``1e-6`` relative (an inaccurate solve) is not taken: the last good point i
 round-off eigenvalues clipped to 0), so ``B^H B = P_t Psi``. The problem is built once per layout with cvxpy
 Parameters (``B_ks``, ``f``, the constants: DPP, ``problem.is_dpp()`` is tested) and re-solved every iteration;
 cvxpy then reuses its canonicalisation (``rebuild=True`` builds a fresh problem with constants every
-iteration, for the benchmark). Conic solver Clarabel; SCS (``eps 1e-9``) when Clarabel fails or returns a
-non-optimal status; when both fail the run stops at its last good point.
+iteration, for the benchmark). Conic solver Clarabel at its defaults; where it fails or ends non-optimal, Clarabel
+again at tolerance 1e-7 (near a stream switching off it can close the gap to 1e-8 and then lose primal
+feasibility, "InsufficientProgress"), then SCS (``eps 1e-8``); when all fail the run stops at its last good point.
+At Clarabel's default gap the iterate is accurate to about 1e-5 relative (tested against WMMSE's exact step).
 
 **Stopping.** Relative change of the surrogate optimum ``|v_t - v_{t-1}| <= tol |v_t|`` (``v_0`` = merit at
-the start) or ``max_iter`` iterations. **Size.** An interior-point solve costs about ``(Nt K)^3.5`` (the QCQP
-has ``3K`` second-order cones of size ``Nt (K + G + 1)``): the solver declines ``Nt K > max_size`` (default 200,
-about 1-2 s per iteration on one core at ``Nt K = 200``) with the reason. A start above the power budget is
-scaled onto it (choice).
+the start) or ``max_iter`` iterations.
+
+**Size (choice).** The QCQP has up to ``3K`` second-order cones of dimension about ``2 Nt (K + G + 1)``; an
+interior-point solve grows like ``(Nt K)^3.5``. What limits it in practice is cvxpy's one-off DPP compilation
+of the ``3K`` parametrised products ``B_ks X``: measured on one core for ``hrsma`` (``M = 200``, QoS) it took
+3-6 s and 0.55 GB at ``Nt, K = 8, 6``; 30 s and 3.6 GB at ``12, 8``; 61 s and 8.1 GB at ``16, 8``; at ``20, 10``
+(``Nt K = 200``) it ran out of a 23 GB machine. A re-solve then costs 0.1-0.25 s, 1.1-1.5 s and 2.2 s.
+Rebuilding every iteration (``dpp=false``) needs little memory (0.3 GB at ``Nt K = 200``) but recompiles each
+time (6.5 s per iteration at ``16, 8``; 23 s at ``20, 10``). The solver therefore declines ``Nt K > max_size``
+(default 100) with the reason. Other DPP forms did not lower the compilation's memory at ``Nt, K = 16, 8``: real
+stacking, one stacked parameter ``[B_1; ..; B_R] @ X``, cvxpy's COO and SCIPY backends; the per-draw form
+``sum_m t_m |h_m^H p|^2`` with the weights as parameters ran out of memory already at ``Nt, K = 8, 6``.
+
+A start above the power budget is scaled onto it (choice). As in WMMSE, a stream with no power at the start stays
+off (its equaliser, weight and hence its surrogate rate's slope vanish): start from a point that uses every
+stream (``svd-mrt``, the default, does).
 """
 
 from __future__ import annotations
@@ -95,7 +113,7 @@ from ...solver import RunContext, Solution, Solver
 
 LN2 = math.log(2.0)
 STAGES = ("c", "cg", "p")
-DEFAULT_MAX_SIZE = 200
+DEFAULT_MAX_SIZE = 100
 _REJECT_RTOL = 1e-6  # relative fall of the merit beyond which a step is treated as a failed solve
 _LOOSE = 1e-7
 #: Clarabel at its defaults (1e-8); again at 1e-7 (near a stream switching off, Clarabel can reach 1e-8 in the gap
@@ -476,8 +494,10 @@ class SaaWmmse(Solver):
         "tol": Param(1e-4, "stop when the surrogate optimum changes by <= tol relative", min=0),
         "init": Param("svd-mrt", "start: a named initial point of the scenario (hrsma: svd-mrt, mrt, random)"),
         "qos_penalty": Param(100.0, "exact penalty per nat of QoS shortfall (elastic QoS; >= 1)", min=1.0),
-        "max_size": Param(DEFAULT_MAX_SIZE, "decline when Nt K exceeds this (interior-point cost ~ (Nt K)^3.5)",
-                          min=1),
+        "max_size": Param(DEFAULT_MAX_SIZE, "decline when Nt K exceeds this (cvxpy's DPP compilation: ~3.6 GB and "
+                          "30 s at Nt K = 96, 8 GB at 128)", min=1),
+        "dpp": Param(True, "build the QCQP once with cvxpy Parameters and re-solve it (false: rebuild it every "
+                     "iteration, slower but little memory)"),
     }
     budget_options = ("max_iter", "tol", "init")
 
@@ -491,16 +511,23 @@ class SaaWmmse(Solver):
         data = problem.saa_data()
         size = data.Nt * data.layout.K
         if size > opts["max_size"]:
-            return (f"Nt K = {size} exceeds max_size={opts['max_size']}: the QCQP's interior-point cost grows as "
-                    f"(Nt K)^3.5 (set max_size to run it anyway)")
+            return (f"Nt K = {size} exceeds max_size={opts['max_size']}: cvxpy's compilation of the QCQP needs "
+                    f"about 3.6 GB at Nt K = 96 and 8 GB at 128, and each solve grows as (Nt K)^3.5 (set max_size "
+                    f"to run it anyway; dpp=false trades memory for a recompilation every iteration)")
         return None
 
     def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
-        """The draws' gains and weights (a few ``M K S`` arrays) plus cvxpy's canonical problem, whose
-        matrix holds about ``Nt^2 S`` entries per user and stage (times a generous factor for its copies)."""
+        """The draws' gains and weights (a few ``M K S`` arrays) plus cvxpy's compilation, dominated by the
+        parametrised products ``B_ks X``: a fit to the peak memory measured for ``hrsma`` (0.55, 3.6, 8.1 GB at
+        ``Nt, K = 8, 6; 12, 8; 16, 8``) in ``n = (stages K) Nt^2 S``, about ``n^1.6``; without DPP about 0.3 GB
+        at ``Nt K = 200``."""
+        opts = self.resolve_options(options)
         data = problem.saa_data()
-        K, S, n = data.layout.K, data.layout.n_streams, data.Nt
-        return int(16 * 8 * data.M * K * (S + n) + 3 * K * n * n * S * 16 * 40)
+        rows = len(stage_rows(data.layout).stages) * data.layout.K
+        n = rows * data.Nt**2 * data.layout.n_streams
+        arrays = 16 * 8 * data.M * data.layout.K * (data.layout.n_streams + data.Nt)
+        compile_ = 3.45e9 * (n / 38016) ** 1.6 if opts["dpp"] else 2e3 * n
+        return int(150e6 + arrays + compile_)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
         opts = self.resolve_options(options)
@@ -514,7 +541,7 @@ class SaaWmmse(Solver):
 
         P, trace = saa_wmmse(
             data, np.asarray(x0[var]), opts["max_iter"], opts["tol"], qos_penalty=opts["qos_penalty"],
-            on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
+            rebuild=not opts["dpp"], on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
         )
         x = point(P)
         n = trace.iterations
