@@ -329,3 +329,22 @@ def test_a_design_on_the_true_channel_scores_higher_than_one_on_the_estimate():
         gain.append(scored.utility(on_truth) - scored.utility(on_estimate))
     gain = np.asarray(gain)
     assert gain.mean() > ci_halfwidth(gain, z=2.0)
+
+
+def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
+    """Through the API at a tiny size: the generic solvers give feasible rows, the reference row is unranked."""
+    import wbench
+
+    solvers = ["adam[iters=40]", "metaopt[iters=20,hidden=16,activations=tanh]",
+               "multistart[starts=2,max_iter=50]", "random-zf", "fd-wmmse[starts=2]"]
+    df = wbench.compare("hybrid", solvers, set={"Nt": 4, "N_RF": 2, "K": 2}, instances=2, db=tmp_path / "h.db",
+                        quiet=True)
+    rows = df[df["solver"] != "fd-wmmse"]
+    assert set(rows["solver"]) == {"adam", "metaopt", "multistart", "random-zf"}
+    assert (rows["status"] == "ok").all() and rows["feasible"].astype(bool).all()
+    ref = df[df["solver"] == "fd-wmmse"]
+    assert len(ref) == 2 and (ref["status"] == "ok").all() and ref["utility"].notna().all()
+    lb = wbench.leaderboard(db=tmp_path / "h.db", scenario="hybrid")
+    is_ref = lb["solver"].str.startswith("fd-wmmse")
+    assert is_ref.sum() == 1 and lb.loc[is_ref, "rank"].isna().all()
+    assert lb.loc[~is_ref, "rank"].notna().all()
