@@ -348,3 +348,39 @@ def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
     is_ref = lb["solver"].str.startswith("fd-wmmse")
     assert is_ref.sum() == 1 and lb.loc[is_ref, "rank"].isna().all()
     assert lb.loc[~is_ref, "rank"].notna().all()
+
+
+# -- GGML --------------------------------------------------------------------------------------------------
+from wbench.solvers.gradient.ggml import Ggml, meta_loss, robust_channel  # noqa: E402
+
+
+@pytest.mark.parametrize("grad_input", ["fresh", "accumulated"])
+def test_ggml_returns_a_full_power_hybrid_better_than_its_start(grad_input):
+    seen, _ = problems(Nt=8, N_RF=2, K=2)
+    sol = Ggml().solve(seen, {"epochs": 60, "hidden": 32, "grad_input": grad_input}, ctx(5))
+    assert_full_power_hybrid(seen, sol.x)
+    trace = sol.info["rate_trace"]
+    assert len(trace) == 60 and seen.utility(sol.x) == pytest.approx(max(trace), rel=1e-9)  # best iterate
+    assert seen.utility(sol.x) > seen.utility(seen.initial("random-zf", np.random.default_rng(5)))
+
+
+def test_ggml_loss_is_minus_mean_rate_plus_the_variance_penalty():
+    torch = pytest.importorskip("torch")
+    r = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    assert float(meta_loss(r, 0.2)) == pytest.approx(-7 / 3 + 0.2 * np.var([1, 2, 4], ddof=1), rel=1e-14)
+    assert float(meta_loss(r[:1], 0.2)) == -1.0
+
+
+def test_robust_channel_shrinks_by_the_error_norm_quantile():
+    """eps_k is the 95% quantile of ||e_k||: about 95% of simulated error norms lie below it."""
+    rng = np.random.default_rng(14)
+    nt, delta = 16, 0.1
+    H_hat = rng.standard_normal((1, nt)) + 1j * rng.standard_normal((1, nt))
+    Ht = robust_channel(H_hat, delta)
+    norm = np.linalg.norm(H_hat)
+    eps = norm - np.linalg.norm(Ht)
+    assert 0 < eps < norm
+    np.testing.assert_allclose(Ht / np.linalg.norm(Ht), H_hat / norm, atol=1e-14)  # same direction
+    e = np.sqrt(delta * norm ** 2 / nt / 2) * (rng.standard_normal((40000, nt)) + 1j * rng.standard_normal((40000, nt)))
+    below = np.mean(np.linalg.norm(e, axis=1) <= eps)
+    assert abs(below - 0.95) <= 4 * np.sqrt(0.95 * 0.05 / 40000)
