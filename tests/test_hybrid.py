@@ -336,7 +336,7 @@ def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
     import wbench
 
     solvers = ["adam[iters=40]", "metaopt[iters=20,hidden=16,activations=tanh]",
-               "multistart[starts=2,max_iter=50]", "random-zf", "fd-wmmse[starts=2]"]
+               "multistart[starts=1,max_iter=20]", "random-zf", "fd-wmmse[starts=2]"]
     df = wbench.compare("hybrid", solvers, set={"Nt": 4, "N_RF": 2, "K": 2}, instances=2, db=tmp_path / "h.db",
                         quiet=True)
     rows = df[df["solver"] != "fd-wmmse"]
@@ -348,6 +348,10 @@ def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
     is_ref = lb["solver"].str.startswith("fd-wmmse")
     assert is_ref.sum() == 1 and lb.loc[is_ref, "rank"].isna().all()
     assert lb.loc[~is_ref, "rank"].notna().all()
+    from wbench.render import to_markdown
+
+    line = next(row for row in to_markdown(lb).splitlines() if "fd-wmmse" in row)
+    assert line.split("|")[1].strip() == "ref"  # labelled a reference, not a bound
 
 
 # -- GGML --------------------------------------------------------------------------------------------------
