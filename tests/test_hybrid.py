@@ -16,6 +16,12 @@ from wbench.channels.saleh_valenzuela import saleh_valenzuela, sv_angles, ula_re
 from wbench.params import ParamError
 from wbench.rates import weighted_sum_rate
 from wbench.scenarios.hybrid import Hybrid, HybridProblem, sum_rate, write_channel_set
+from wbench.solver import RunContext
+from wbench.solvers.gradient.ggml import Ggml, meta_loss, robust_channel
+from wbench.solvers.hybrid.altmin import MmAltMin, MoAltMin
+from wbench.solvers.hybrid.common import digital_precoder, two_phase_shifters
+from wbench.solvers.hybrid.element_altmax import ElementAltMax, element_update, water_filling
+from wbench.solvers.hybrid.reference import FdWmmse, FdWmmse2ps
 
 
 def ci_halfwidth(samples: np.ndarray, z: float = 4.0) -> float:
@@ -211,11 +217,6 @@ def test_torch_loss_matches_the_utility_and_its_finite_differences():
 
 
 # -- the solvers -------------------------------------------------------------------------------------------
-from wbench.solver import RunContext  # noqa: E402
-from wbench.solvers.hybrid.altmin import MmAltMin, MoAltMin  # noqa: E402
-from wbench.solvers.hybrid.common import digital_precoder, two_phase_shifters  # noqa: E402
-from wbench.solvers.hybrid.element_altmax import ElementAltMax, element_update, water_filling  # noqa: E402
-from wbench.solvers.hybrid.reference import FdWmmse, FdWmmse2ps  # noqa: E402
 
 
 def ctx(seed: int = 0) -> RunContext:
@@ -355,7 +356,6 @@ def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
 
 
 # -- GGML --------------------------------------------------------------------------------------------------
-from wbench.solvers.gradient.ggml import Ggml, meta_loss, robust_channel  # noqa: E402
 
 
 @pytest.mark.parametrize("grad_input", ["fresh", "accumulated"])
