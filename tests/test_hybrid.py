@@ -16,6 +16,12 @@ from wbench.channels.saleh_valenzuela import saleh_valenzuela, sv_angles, ula_re
 from wbench.params import ParamError
 from wbench.rates import weighted_sum_rate
 from wbench.scenarios.hybrid import Hybrid, HybridProblem, sum_rate, write_channel_set
+from wbench.solver import RunContext
+from wbench.solvers.gradient.ggml import Ggml, meta_loss, robust_channel
+from wbench.solvers.hybrid.altmin import MmAltMin, MoAltMin
+from wbench.solvers.hybrid.common import digital_precoder, two_phase_shifters
+from wbench.solvers.hybrid.element_altmax import ElementAltMax, element_update, water_filling
+from wbench.solvers.hybrid.reference import FdWmmse, FdWmmse2ps
 
 
 def ci_halfwidth(samples: np.ndarray, z: float = 4.0) -> float:
@@ -211,11 +217,6 @@ def test_torch_loss_matches_the_utility_and_its_finite_differences():
 
 
 # -- the solvers -------------------------------------------------------------------------------------------
-from wbench.solver import RunContext  # noqa: E402
-from wbench.solvers.hybrid.altmin import MmAltMin, MoAltMin  # noqa: E402
-from wbench.solvers.hybrid.common import digital_precoder, two_phase_shifters  # noqa: E402
-from wbench.solvers.hybrid.element_altmax import ElementAltMax, element_update, water_filling  # noqa: E402
-from wbench.solvers.hybrid.reference import FdWmmse, FdWmmse2ps  # noqa: E402
 
 
 def ctx(seed: int = 0) -> RunContext:
@@ -329,3 +330,61 @@ def test_a_design_on_the_true_channel_scores_higher_than_one_on_the_estimate():
         gain.append(scored.utility(on_truth) - scored.utility(on_estimate))
     gain = np.asarray(gain)
     assert gain.mean() > ci_halfwidth(gain, z=2.0)
+
+
+def test_generic_solvers_run_on_hybrid_unchanged(tmp_path):
+    """Through the API at a tiny size: the generic solvers give feasible rows, the reference row is unranked."""
+    import wbench
+
+    solvers = ["adam[iters=40]", "metaopt[iters=20,hidden=16,activations=tanh]",
+               "multistart[starts=1,max_iter=20]", "random-zf", "fd-wmmse[starts=2]"]
+    df = wbench.compare("hybrid", solvers, set={"Nt": 4, "N_RF": 2, "K": 2}, instances=2, db=tmp_path / "h.db",
+                        quiet=True)
+    rows = df[df["solver"] != "fd-wmmse"]
+    assert set(rows["solver"]) == {"adam", "metaopt", "multistart", "random-zf"}
+    assert (rows["status"] == "ok").all() and rows["feasible"].astype(bool).all()
+    ref = df[df["solver"] == "fd-wmmse"]
+    assert len(ref) == 2 and (ref["status"] == "ok").all() and ref["utility"].notna().all()
+    lb = wbench.leaderboard(db=tmp_path / "h.db", scenario="hybrid")
+    is_ref = lb["solver"].str.startswith("fd-wmmse")
+    assert is_ref.sum() == 1 and lb.loc[is_ref, "rank"].isna().all()
+    assert lb.loc[~is_ref, "rank"].notna().all()
+    from wbench.render import to_markdown
+
+    line = next(row for row in to_markdown(lb).splitlines() if "fd-wmmse" in row)
+    assert line.split("|")[1].strip() == "ref"  # labelled a reference, not a bound
+
+
+# -- GGML --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grad_input", ["fresh", "accumulated"])
+def test_ggml_returns_a_full_power_hybrid_better_than_its_start(grad_input):
+    seen, _ = problems(Nt=8, N_RF=2, K=2)
+    sol = Ggml().solve(seen, {"epochs": 60, "hidden": 32, "grad_input": grad_input}, ctx(5))
+    assert_full_power_hybrid(seen, sol.x)
+    trace = sol.info["rate_trace"]
+    assert len(trace) == 60 and seen.utility(sol.x) == pytest.approx(max(trace), rel=1e-9)  # best iterate
+    assert seen.utility(sol.x) > seen.utility(seen.initial("random-zf", np.random.default_rng(5)))
+
+
+def test_ggml_loss_is_minus_mean_rate_plus_the_variance_penalty():
+    torch = pytest.importorskip("torch")
+    r = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    assert float(meta_loss(r, 0.2)) == pytest.approx(-7 / 3 + 0.2 * np.var([1, 2, 4], ddof=1), rel=1e-14)
+    assert float(meta_loss(r[:1], 0.2)) == -1.0
+
+
+def test_robust_channel_shrinks_by_the_error_norm_quantile():
+    """eps_k is the 95% quantile of ||e_k||: about 95% of simulated error norms lie below it."""
+    rng = np.random.default_rng(14)
+    nt, delta = 16, 0.1
+    H_hat = rng.standard_normal((1, nt)) + 1j * rng.standard_normal((1, nt))
+    Ht = robust_channel(H_hat, delta)
+    norm = np.linalg.norm(H_hat)
+    eps = norm - np.linalg.norm(Ht)
+    assert 0 < eps < norm
+    np.testing.assert_allclose(Ht / np.linalg.norm(Ht), H_hat / norm, atol=1e-14)  # same direction
+    e = np.sqrt(delta * norm ** 2 / nt / 2) * (rng.standard_normal((40000, nt)) + 1j * rng.standard_normal((40000, nt)))
+    below = np.mean(np.linalg.norm(e, axis=1) <= eps)
+    assert abs(below - 0.95) <= 4 * np.sqrt(0.95 * 0.05 / 40000)

@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.baselines.closed_form",
     "wbench.solvers.gradient.adam",
     "wbench.solvers.gradient.metaopt",
+    "wbench.solvers.gradient.ggml",
     "wbench.solvers.learned.mlbf",
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
