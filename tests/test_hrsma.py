@@ -325,3 +325,23 @@ def test_generic_solvers_run_through_the_harness(tmp_path):
     for inst in (0, 1):
         bound = next(r["in_sample"] for r in by["genie-dpc"] if r["instance"] == inst)
         assert all(r["in_sample"] <= bound for n in ("adam", "metaopt-alg1") for r in by[n] if r["instance"] == inst)
+
+
+def test_penalised_loss_is_the_generic_form():
+    """The one-pass override equals ``Problem.penalised_loss_torch`` (loss plus the generic penalty), value and
+    gradient, inside and outside the QoS region."""
+    torch = pytest.importorskip("torch")
+    from wbench.problem import Problem
+
+    sc, params, ch, prob, scorer = make(12, M=25, R_th=0.4)
+    rng = np.random.default_rng(3)
+    for x in (prob.initial("svd-mrt"), prob.random_feasible(rng)):
+        vals, grads = [], []
+        for f in (prob.penalised_loss_torch, lambda xt, w: Problem.penalised_loss_torch(prob, xt, w)):
+            xt = {"P": torch.tensor(x["P"], requires_grad=True)}
+            v = f(xt, 37.0)
+            v.backward()
+            vals.append(float(v))
+            grads.append(xt["P"].grad.numpy().copy())
+        assert vals[0] == pytest.approx(vals[1], rel=1e-13)
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-11, atol=1e-13)

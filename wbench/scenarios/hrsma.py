@@ -168,21 +168,33 @@ class HrsmaProblem(Problem):
         import torch
 
         key = (str(P.device), P.dtype)
-        if key not in self._torch:
-            self._torch.clear()
-            self._torch[key] = torch.as_tensor(self.H, dtype=P.dtype, device=P.device)
-        return self._torch[key]
+        if self._torch.get("draws_key") != key:
+            self._torch["draws"] = torch.as_tensor(self.H, dtype=P.dtype, device=P.device)
+            self._torch["draws_key"] = key
+        return self._torch["draws"]
 
     def utility(self, x: Vars) -> float:
         return float(asr(*self.rates({"P": np.asarray(x["P"])})))
 
     def loss_torch(self, x: Mapping[str, Any]) -> Any:
         """``-ASR + qos_weight * shortfall`` (seed 000, eq. (22), the bracket restored; SCENARIOS.md §3)."""
-        Rc, Rcg, Rp = self.rates(x)
+        return self._loss(*self.rates(x))
+
+    def _loss(self, Rc: Any, Rcg: Any, Rp: Any) -> Any:
         loss = -asr(Rc, Rcg, Rp)
         if self.R_th > 0 and self.qos_weight > 0:
             loss = loss + self.qos_weight * qos_shortfall(Rc, Rcg, Rp, self.layout, self.R_th)
         return loss
+
+    def penalised_loss_torch(self, x: Mapping[str, Any], weight: float | None = None) -> Any:
+        """As :meth:`Problem.penalised_loss_torch` (``loss_torch + weight * relu(-qos)^2``), with the rates
+        computed once for both terms (they dominate the cost)."""
+        Rc, Rcg, Rp = self.rates(x)
+        loss = self._loss(Rc, Rcg, Rp)
+        if self.R_th <= 0:
+            return loss
+        w = self.constraint_penalty if weight is None else float(weight)
+        return loss + w * (-qos_margin(Rc, Rcg, Rp, self.layout, self.R_th)).clamp(min=0.0).square()
 
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """``qos``: :func:`wbench.rsma.qos_margin` (``>= 0`` when Algorithm 2 meets every target); none
