@@ -287,7 +287,7 @@ class Hrsma(Scenario):
         "qos_weight": Param(100.0, "lambda of the QoS penalty in the meta-loss (eq. (22))", min=0.0),
     }
     default_sweep = {"scheme": list(SCHEMES), "snr_db": [10.0, 20.0, 30.0], "se2": [0.2, 0.8]}
-    default_instances = 5
+    default_instances = 3
     hidden = ("eval_seed",)
     generator_version = "1"
 
