@@ -23,7 +23,8 @@ R_ck``, ``R_cg = min_{k in g} mean_m R_cgk``, ``R_pk = mean_m R_pk``, ``ASR`` th
   held-out draws of the same CSIT realisation, which no solver receives (the mean over realisations is the
   ESR of eq. (18)); feasibility is the solver's problem's (QoS judged on the solver's draws, SCENARIOS.md);
   the in-sample ASR is recorded beside it (their difference, the optimism, is in the leaderboard).
-  The held-out QoS shortfall is :meth:`HrsmaScoringProblem.held_out_shortfall` (not a leaderboard column).
+  The held-out QoS shortfall (:func:`wbench.rsma.qos_shortfall` on the held-out draws) is recorded as the run
+  metric ``held_out_qos_shortfall`` (leaderboard column ``metric_held_out_qos_shortfall``), not as infeasibility.
 
 Storage (a choice): a realisation holds ``R^{1/2}`` per group (``G x Nt x Nt``), ``H_hat`` and two seeds,
 ``saa_seed`` (seen) and ``eval_seed`` (hidden, :attr:`Hrsma.hidden`), from which the ``CN(0, I)`` error draws
@@ -261,6 +262,10 @@ class HrsmaScoringProblem(Problem):
 
     def feasibility(self, x: Vars) -> Feasibility:
         return self.seen.feasibility(x)
+
+    def extra_metrics(self, x: Vars) -> dict[str, float]:
+        """``held_out_qos_shortfall`` (with a QoS target): :meth:`held_out_shortfall`, a leaderboard column."""
+        return {"held_out_qos_shortfall": self.held_out_shortfall(x)} if self.seen.R_th > 0 else {}
 
     def held_out_shortfall(self, x: Vars) -> float:
         """The QoS shortfall (:func:`wbench.rsma.qos_shortfall`, bit/s/Hz) on the held-out draws."""
