@@ -40,7 +40,8 @@ class GenieDpc(Solver):
     version = "1"
     description = "perfect-CSIT genie bound mean_m C_DPC(H_m) on the SAA draws (bounds the in-sample ASR)"
     tags = frozenset({"bound"})
-    scenarios = None
+    #: Scenarios whose problems offer ``saa_data`` (listed, so that ``bound`` selects it nowhere else).
+    scenarios = ("hrsma",)
     options = {
         "tol": Param(1e-4, "relative duality gap of each sum capacity (the value is an upper bound at any tol)",
                      min=0),
