@@ -898,6 +898,11 @@ class Problem:
         """The simpler stage a solver may solve first (``warm=<name>`` options), or ``None``."""
         return None
 
+    def extra_metrics(self, x: Vars) -> dict[str, float]:
+        """Further numbers the harness records for a scored point, by name (e.g. a QoS shortfall on held-out
+        draws); the leaderboard shows their means as columns. None by default."""
+        return {}
+
     @property
     def has_precoding_view(self) -> bool:
         return type(self).precoding_view is not Problem.precoding_view

@@ -20,6 +20,10 @@ its own problem, and ``optimism``, the mean of ``in_sample - utility`` per run w
 (``optimism_ci_low``, ``optimism_ci_high``): how much better a design looks on the data it was fitted to.
 There a ``bound`` row's value is an in-sample value (it was computed on what solvers see): ``in_sample``, no ``mean``.
 
+Where runs recorded further numbers (``metrics``, from the scoring problem's
+:meth:`~wbench.problem.Problem.extra_metrics`, e.g. a held-out QoS shortfall), and only then, each becomes a
+column ``metric_<name>``: its mean over the ``ok`` runs that have it.
+
 Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
 channel never ranks above one that is feasible on all. Solvers tagged ``bound`` or ``reference`` (a value that
 bounds nothing, e.g. fully-digital WMMSE beside hybrid designs) are listed first, unranked.
@@ -45,6 +49,8 @@ STAT_COLUMNS = [
 ] + [f"n_{s}" for s in STATUSES]
 #: Added after :data:`STAT_COLUMNS` only when some run has an in-sample value.
 IN_SAMPLE_COLUMNS = ["in_sample", "optimism", "optimism_ci_low", "optimism_ci_high"]
+#: Prefix of the columns of run metrics (``metric_<name>``: the mean over ``ok`` runs), added when some run has one.
+METRIC_PREFIX = "metric_"
 
 
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -79,6 +85,7 @@ def leaderboard(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     lb = lb.sort_values(param_cols + ["seed", "_rank_sort"], kind="stable")
     lb["rank"] = lb["rank"].astype("Int64")
     extra = IN_SAMPLE_COLUMNS if lb["in_sample"].notna().any() else []
+    extra = extra + sorted(c for c in lb.columns if c.startswith(METRIC_PREFIX))
     cols = ["scenario"] + param_cols + ["seed", "channels"] + STAT_COLUMNS + extra + ["fingerprint", "config_key"]
     return lb[cols].reset_index(drop=True)
 
@@ -127,6 +134,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
         }
         for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
+        row.update(_metric_means(ok))
         rows.append(row)
         if not is_bound:
             s = g.set_index("instance")
@@ -159,6 +167,17 @@ def _in_sample(ok: pd.DataFrame) -> tuple[float, tuple[float, float, float]]:
     both = ok[ok["in_sample"].notna() & ok["utility"].notna()]
     gap = both["in_sample"].astype(float).to_numpy() - both["utility"].astype(float).to_numpy()
     return (float(ins.mean()) if len(ins) else math.nan), _mean_ci(gap)
+def _metric_means(ok: pd.DataFrame) -> dict[str, float]:
+    """``metric_<name>``: the mean of each recorded run metric over the ``ok`` runs that have it."""
+    if "metrics" not in ok:
+        return {}
+    values: dict[str, list[float]] = {}
+    for text in ok["metrics"].dropna():
+        for name, v in (json.loads(text) if isinstance(text, str) else text).items():
+            values.setdefault(METRIC_PREFIX + name, []).append(float(v))
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
 def _count_true(values: pd.Series) -> int:
     """How many entries are true (1); unknown (NULL) entries count as not stalled."""
     return int((pd.to_numeric(values, errors="coerce").fillna(0) != 0).sum())

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .engine.scoring import STATUSES
+from .ranking import METRIC_PREFIX
 
 _META = {"scenario", "seed", "channels", "fingerprint", "config_key"}
 
@@ -80,8 +81,10 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     varying, _ = split_params(lb)
     varying = [c for c in varying if c not in ("channels",)]
     optimism = has_in_sample(lb)
+    metrics = [c for c in lb.columns if c.startswith(METRIC_PREFIX)]
     header = varying + ["#", "solver", "budget", "n", "mean [95% CI]"] \
         + (["in-sample", "optimism [95% CI]"] if optimism else []) \
+        + [c[len(METRIC_PREFIX):].replace("_", " ") for c in metrics] \
         + ["time med", "time p90", "iters", "feasible", "max viol", "stalled", "win vs best", "gap to best",
            "failures"]
     cells = []
@@ -99,6 +102,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells.append(
             [str(r[c]) for c in varying]
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci] + extra
+            + [_fmt(r[c]) for c in metrics]
             + [_time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
                feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
         )

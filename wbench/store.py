@@ -66,6 +66,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("solution", "BLOB"),
     # ... or why they were not kept (over the size cap, --no-solutions)
     ("solution_note", "TEXT"),
+    # the scoring problem's further numbers at the returned point (JSON name -> number), e.g. a held-out QoS
+    # shortfall (Problem.extra_metrics)
+    ("metrics", "TEXT"),
 )
 COLUMN_NAMES = tuple(c for c, _ in COLUMNS)
 #: Columns too large to read with every leaderboard query: :meth:`Store.rows` selects them only when asked.

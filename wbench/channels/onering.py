@@ -102,5 +102,8 @@ def csit_draws(R_sqrt: np.ndarray, H_hat: np.ndarray, se2: float, z: np.ndarray)
     sqrt(se2) R_k^{1/2} z_k`` for each error draw ``z[m]`` (``z``: ``(M, K, Nt)``; result ``(M, K, Nt)``)."""
     if not 0.0 <= se2 <= 1.0:
         raise ValueError(f"the CSIT error variance se2 must lie in [0, 1], not {se2}")
-    err = np.einsum("kij,mkj->mki", R_sqrt, z)
+    z = np.asarray(z)
+    err = np.empty(z.shape, dtype=np.result_type(z, R_sqrt))
+    for k in range(z.shape[1]):  # one BLAS product per user: (M, Nt) @ R_k^{1/2 T}
+        err[:, k, :] = z[:, k, :] @ np.asarray(R_sqrt[k]).T
     return math.sqrt(1.0 - se2) * np.asarray(H_hat)[None] + math.sqrt(se2) * err

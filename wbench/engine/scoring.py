@@ -6,7 +6,8 @@ solver raised or returned something unusable), ``timeout``, ``nan``.
 Where the scenario has a scoring problem apart from the solver's (imperfect channel knowledge: the true
 channel, held-out error draws), utility, feasibility and trace come from the scoring problem, and the solver's
 own objective at the returned point, ``problem.utility(x)``, is recorded as ``in_sample``: their difference is
-the optimism of the design. Without one, ``in_sample`` is ``None``. A ``bound`` solver's value, computed on
+the optimism of the design. The judging problem's :meth:`~wbench.problem.Problem.extra_metrics` at the returned
+point are recorded as ``metrics`` (name -> number; ``None`` when it has none). Without one, ``in_sample`` is ``None``. A ``bound`` solver's value, computed on
 what the solver saw, bounds the in-sample objective only: there it is stored as ``in_sample``, with no utility.
 """
 
@@ -45,7 +46,7 @@ def score(
     or drops them)."""
     judge = problem if scorer is None else scorer
     out: dict[str, Any] = {"wall_s": wall, "cpu_s": cpu, "iterations": None, "utility": None, "in_sample": None,
-                           "stalled": None,
+                           "metrics": None, "stalled": None,
                            "feasible": None, "violations": None, "max_violation": None,
                            "status": "timeout" if killed else "error", "error": err, "trace": None}
     if sol is None:
@@ -75,6 +76,7 @@ def score(
             out["status"], out["error"] = "nan", "utility is not finite"
             return out
         feas = judge.feasibility(x)
+        out["metrics"] = {str(k): float(v) for k, v in judge.extra_metrics(x).items()} or None
         out.update(
             utility=u,
             feasible=bool(feas.feasible),
