@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
     "wbench.solvers.convex.sca",
+    "wbench.solvers.gradient.gml",
 )
 
 
