@@ -19,7 +19,8 @@ variable's update its network takes one Adam step on the loss at the updated poi
 Loss (eq. (22)): ``-sum_k (c_k + R_pk)`` plus constraint terms. The paper's terms are indicators weighted by
 ``zeta = 1e-4, 1e-2, 1.001, 1e-4`` (eqs. (24)-(31); (28)/(29) print the conditions inverted); indicators have
 zero gradient, so training uses hinge surrogates (choice): ``penalty * (sum_k relu(R_th - c_k - R_pk) +
-sum_k relu(sum c - R_ck) + sum_k relu(-c_k))`` (``penalty=10``; the positions are clipped, not penalised).
+sum_k relu(sum c - R_ck) + sum_k relu(-c_k))`` (``penalty=2``, the best of 1, 2, 4, 10 on two default
+channels: 12.6 against 10.6 bit/s/Hz at 10; the positions are clipped, not penalised).
 The indicators select the returned point: every outer iteration's point is made feasible where it can be
 without changing the channel (``c`` clipped at 0 and scaled to ``min_k R_ck``, ``r`` clipped, ``P`` already
 within budget), and the best QoS-feasible one is kept (the paper's ``L^opt``; "W^opt" in line 30 of
@@ -67,7 +68,7 @@ class Gml(Solver):
         "lr_c": Param(1e-3, "Adam learning rate of the common network (beta_C)", min=0.0),
         "lr_p": Param(1.6e-3, "Adam learning rate of the precoding network (beta_P)", min=0.0),
         "lr_l": Param(1e-5, "Adam learning rate of the antenna network (beta_L)", min=0.0),
-        "penalty": Param(10.0, "weight of the hinge surrogates of the constraint indicators", min=0.0),
+        "penalty": Param(2.0, "weight of the hinge surrogates of the constraint indicators", min=0.0),
         "input_norm": Param("rms", "gradient inputs scaled to unit RMS (rms) or fed raw (raw, the paper)",
                             choices=("rms", "raw")),
         "init": Param("paper", "starting point: one of the problem's initial points"),
