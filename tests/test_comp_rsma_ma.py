@@ -228,3 +228,14 @@ def test_compare_gives_ok_or_infeasible(tmp_path):
                         set={**TINY, "R_th": 0.3}, instances=1, db=tmp_path / "c.db", jobs=1, quiet=True)
     assert len(df) == 2
     assert set(df["status"]) <= {"ok", "infeasible"}, df[["solver", "status", "error"]]
+
+
+@pytest.mark.parametrize("over,stage", [({}, "fpa"), ({"antennas": "fpa"}, "sdma")])
+def test_warm_start_stages_never_end_below_the_simpler_problem(over, stage):
+    """``ma`` from the ``fpa`` solution and ``rsma`` from the ``sdma`` one (the core's warm-start stage):
+    the staged run ends at least at the simpler stage's utility on the same channel."""
+    _, _, prob = make(8, R_th=0.0, **TINY, **over)
+    sol = get_registry().solver("adam").solve(prob, {"warm": stage, "warm_iters": 40, "iters": 40},
+                                              RunContext(np.random.default_rng(0)))
+    assert sol.info["warm"]["stage"] == stage
+    assert prob.utility(sol.x) >= sol.info["warm"]["utility"] - 1e-9

@@ -51,6 +51,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.hybrid.element_altmax",
     "wbench.solvers.hybrid.altmin",
     "wbench.solvers.hybrid.reference",
+    "wbench.solvers.gradient.gml",
 )
 
 

@@ -204,11 +204,16 @@ class _Program:
         self.beta.value = beta
 
     def solve(self) -> bool:
+        import warnings
+
         import cvxpy as cp
 
         for solver in ("CLARABEL", "SCS"):
             try:
-                self.problem.solve(solver=solver)
+                with warnings.catch_warnings():
+                    # an inaccurate solution is only kept if its true objective improves (see Sca.solve)
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    self.problem.solve(solver=solver)
             except (cp.error.SolverError, ArithmeticError, ValueError):
                 continue
             if self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and self.P.value is not None:
