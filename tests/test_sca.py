@@ -73,3 +73,38 @@ def test_declines_problems_it_does_not_model():
     bd = problem("bdris", 0, Nt=2, K=2, B=4)
     assert sca.declines(bd, {}) is not None
     assert sca.declines(problem("miso", 0), {}) is None
+
+
+OVERLOADED = {"N": 2, "I": 1, "K": 3, "L": 3, "Q": 3, "antennas": "fpa", "R_th": 0.0, "pt_dbm": 37.0}
+
+
+def test_a_zero_common_column_gets_no_power_without_the_seed():
+    """At ``p_c = 0`` the tangent of ``|a p_c|^2 / delta`` is zero: unseeded, SCA from the SDMA solution can
+    never give the common stream a rate (the reason for ``common_seed``)."""
+    prob = problem("comp-rsma-ma", 1, **OVERLOADED)
+    sol = run(prob, warm="sdma", common_seed=0.0)
+    r_c, _ = prob.rate_parts(sol.x)
+    assert not sol.info["seeded"]
+    assert np.all(r_c < 1e-6) and np.all(sol.x["c"] < 1e-6)
+    assert prob.utility(sol.x) == pytest.approx(sol.info["warm"]["utility"], rel=1e-3)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_rsma_warm_started_from_sdma_never_ends_below_it_and_can_end_above(index):
+    """Overloaded (``K = 3`` users, ``N I = 2`` antennas) at 37 dBm, where rate splitting helps: the
+    warm-started run is never below its ``sdma`` stage (by construction), and on channel 1 (where SCA from the
+    ``paper`` start reaches a point with a common stream) it ends strictly above it, with a common rate."""
+    prob = problem("comp-rsma-ma", index, **OVERLOADED)
+    sol = run(prob, warm="sdma")
+    assert sol.info["seeded"]
+    assert prob.feasibility(sol.x).feasible
+    assert prob.utility(sol.x) >= sol.info["warm"]["utility"] - 1e-9
+    if index == 1:
+        assert prob.utility(sol.x) > 1.03 * sol.info["warm"]["utility"]
+        assert sol.x["c"].sum() > 0.05
+
+
+def test_warm_names_the_problems_stage():
+    prob = problem("comp-rsma-ma", 0, **OVERLOADED)
+    with pytest.raises(ValueError, match="warm"):
+        run(prob, warm="fpa")

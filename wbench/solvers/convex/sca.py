@@ -36,6 +36,27 @@ constraints), normalised to a largest move of ``pos_step`` wavelengths with back
 times); a step is kept only if it raises the penalised objective, after shrinking ``c`` to the new common
 rate (so the split stays feasible), which keeps the whole run monotone.
 
+Zero common stream (``rsma`` warm-started from the ``sdma`` solution, ``warm=sdma``): at ``p_c = 0`` the
+tangent of ``|a_k p_c|^2 / delta`` is identically zero, so the approximation can never give the common
+stream power and SCA would stay at the SDMA answer. A start whose common column is zero is therefore
+*seeded* (option ``common_seed``, a choice: the papers start SCA from feasible points with all streams
+active): the common column becomes the normalised sum of the matched filters ``a_k^H / ||a_k||`` at the
+current channel (the ``mrt`` initial point's common direction; the dominant eigenvector of ``sum_k a_k^H
+a_k / ||a_k||^2`` if that sum vanishes), scaled onto every BS's budget and then by ``sqrt(share)``, and the
+private columns by ``sqrt(1 - share)`` (still within every budget). SCA then runs from the seeded point.
+The SDMA stationary point is also a stationary point of the RSMA problem (common stream off), and SCA from the
+seeded point often shrinks the common stream back to nothing (measured on overloaded ``K > N I`` channels);
+so when the seeded run ends no higher than the unseeded start (by ``tol`` relative), a second run starts from
+the problem's ``init`` point (all streams active), and the best of the unseeded start and the two runs is
+returned: a warm-started run never ends below its stage, and it can reach RSMA optima the SDMA point does not
+lead to. ``info["merit"]`` is the trace of the returned run (the start's value alone if the start is kept);
+``info["seeded"]`` says a seed was made.
+
+Warm start (option ``warm``, the core's stage mechanism, :meth:`~wbench.problem.Problem.warm_start`):
+``warm=sdma`` first runs SCA on the problem's ``sdma`` stage (same channel, same options) and starts from its
+embedding (zero common column, ``c = 0``, then seeded); ``warm=fpa`` from the fixed-antenna solution at
+``r = 0``.
+
 The returned point is the last (best) iterate, ``P`` projected onto the budgets and ``c`` shrunk to
 ``min_k R_ck`` (removing solver round-off of order 1e-8). ``info["merit"]`` holds the penalised objective
 after every round (non-decreasing: tested).
@@ -241,6 +262,10 @@ class Sca(Solver):
         "pos_step": Param(0.1, "largest position move of a step, in wavelengths (halved on failure)", min=0.0),
         "init": Param(None, "starting point: one of the problem's initial points (default: its first)",
                       nullable=True),
+        "common_seed": Param(0.05, "power share given to a common column that starts at zero (0: none)",
+                             min=0.0, max=0.99),
+        "warm": Param("none", "none, or the problem's warm-start stage (sdma: rsma from the sdma solution; "
+                      "fpa: movable antennas from the fixed-antenna solution)"),
     }
     budget_options = ("max_iter", "pos_steps")
 
@@ -255,46 +280,117 @@ class Sca(Solver):
         init = opts["init"] or problem.init_methods[0]
         if init not in problem.init_methods:
             raise ValueError(f"init: {init!r} is not one of {', '.join(problem.init_methods)}")
-        mu = float(opts["penalty"])
-        x = problem.project(ctx.initial(problem, init))
-        m = _model(problem, x)
-        x = _fit_split(problem, m, x)
-        merit = _merit(problem, x, mu)
-        trace = [merit]
-        prog = _Program(m, mu)
+        info: dict[str, Any] = {}
+        stage = str(opts["warm"]).strip()
+        if stage != "none":
+            warm = problem.warm_start()
+            if warm is None or warm.name != stage:
+                have = "none" if warm is None else repr(warm.name)
+                raise ValueError(f"warm: this problem's warm-start stage is {have}, not {stage!r}")
+            first = _sca(warm.problem, problem_start(warm.problem, init, ctx), opts, ctx, record=False)
+            x = problem.project(warm.embed(first[0]))
+            info["warm"] = {"stage": stage, "rounds": first[2], "utility": warm.problem.utility(first[0])}
+        else:
+            x = problem_start(problem, init, ctx)
+        x, trace, it, failed, seeded = _sca(problem, x, opts, ctx, record=True)
+        info.update({"merit": trace, "solver_failed": failed, "rounds": it, "seeded": seeded})
+        return Solution(x={k: np.array(v, copy=True) for k, v in x.items()}, iterations=it, info=info)
+
+
+def problem_start(problem: Problem, init: str, ctx: RunContext) -> Vars:
+    """The projected initial point ``init`` of ``problem`` (from the run context: random on extra starts)."""
+    return problem.project(ctx.initial(problem, init))
+
+
+def _seed_common(problem: Problem, m: _Model, x: Vars, share: float) -> Vars | None:
+    """``x`` with its zero common column replaced by a small MRT-sum direction (see the module docstring);
+    ``None`` when there is no common column, it is non-zero, or ``share`` is 0."""
+    if m.common_col is None or share <= 0:
+        return None
+    P = np.asarray(x[m.precoder], dtype=np.complex128)
+    if np.any(P[:, m.common_col] != 0):
+        return None
+    A = m.A
+    rows = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-300)
+    d = rows.conj().sum(axis=0)
+    if np.linalg.norm(d) < 1e-9 * np.sqrt(A.shape[0]):
+        _, vecs = np.linalg.eigh(rows.conj().T @ rows)
+        d = vecs[:, -1]
+    block = problem.variables[m.precoder].constraint
+    seeded = P * np.sqrt(1.0 - share)
+    seeded[:, m.common_col] = np.sqrt(share) * block.full_power(d[:, None])[:, 0]
+    return dict(x, **{m.precoder: block.project(seeded)})
+
+
+def _sca(problem: Problem, x: Vars, opts: Mapping[str, Any], ctx: RunContext, record: bool
+         ) -> tuple[Vars, list[float], int, bool, bool]:
+    """SCA from ``x``: ``(x, merit trace, rounds, solver failed, seeded)``; checkpoints if ``record``. A zero
+    common column is seeded; if that run ends no higher than the unseeded start, a second run from the
+    ``init`` point is made and the best of the start and the two runs returned (module docstring)."""
+    mu = float(opts["penalty"])
+    m = _model(problem, x)
+    x = _fit_split(problem, m, x)
+    seeded = _seed_common(problem, m, x, float(opts["common_seed"]))
+    if seeded is None:
+        return (*_rounds(problem, m, x, opts, ctx, record), False)
+    start_merit = _merit(problem, x, mu)
+    best = (x, [start_merit], 0, False)
+    for point in (seeded, None):
+        if point is None:
+            point = problem_start(problem, opts["init"] or problem.init_methods[0], ctx)
+            m = _model(problem, point)
+        run = _rounds(problem, m, _fit_split(problem, m, point), opts, ctx, record)
+        if run[1][-1] > best[1][-1]:
+            best = run
+        if best[1][-1] > start_merit + opts["tol"] * max(1.0, abs(start_merit)):
+            break  # the common stream grew
+    if record:
+        ctx.checkpoint(best[0], best[2], force=True)
+    return (*best, True)
+
+
+def _rounds(problem: Problem, m: _Model, x: Vars, opts: Mapping[str, Any], ctx: RunContext, record: bool
+            ) -> tuple[Vars, list[float], int, bool]:
+    """The SCA rounds from ``x``: ``(x, merit trace, rounds, solver failed)``."""
+    mu = float(opts["penalty"])
+    merit = _merit(problem, x, mu)
+    trace = [merit]
+    prog = _Program(m, mu)
+    if record:
         ctx.checkpoint(x, 0)
-        it = 0
-        failed = False
-        for it in range(1, opts["max_iter"] + 1):
-            if ctx.expired():
-                it -= 1
-                break
-            prog.set_point(m, np.asarray(x[m.precoder]))
-            if not prog.solve():
-                failed, it = True, it - 1
-                break
-            cand = dict(x)
-            cand[m.precoder] = problem.variables[m.precoder].constraint.project(np.asarray(prog.P.value))
-            if m.split is not None:
-                cand[m.split] = np.maximum(np.asarray(prog.c.value, dtype=np.float64), 0.0)
-            cand = _fit_split(problem, m, cand)
-            new = _merit(problem, cand, mu)
-            if new >= merit - 1e-9 * max(1.0, abs(merit)):  # solver round-off aside, never a worse point
-                x = cand
-            else:
-                new = merit
-            if m.positions is not None and opts["pos_steps"] > 0:
-                x, new = _position_steps(problem, m, x, new, mu, opts["pos_steps"], opts["pos_step"])
-                m.A = _model(problem, x).A
-            change = abs(new - merit) / max(1.0, abs(merit))
-            merit = new
-            trace.append(merit)
+    it = 0
+    failed = False
+    for it in range(1, opts["max_iter"] + 1):
+        if ctx.expired():
+            it -= 1
+            break
+        prog.set_point(m, np.asarray(x[m.precoder]))
+        if not prog.solve():
+            failed, it = True, it - 1
+            break
+        cand = dict(x)
+        cand[m.precoder] = problem.variables[m.precoder].constraint.project(np.asarray(prog.P.value))
+        if m.split is not None:
+            cand[m.split] = np.maximum(np.asarray(prog.c.value, dtype=np.float64), 0.0)
+        cand = _fit_split(problem, m, cand)
+        new = _merit(problem, cand, mu)
+        if new >= merit - 1e-9 * max(1.0, abs(merit)):  # solver round-off aside, never a worse point
+            x = cand
+        else:
+            new = merit
+        if m.positions is not None and opts["pos_steps"] > 0:
+            x, new = _position_steps(problem, m, x, new, mu, opts["pos_steps"], opts["pos_step"])
+            m.A = _model(problem, x).A
+        change = abs(new - merit) / max(1.0, abs(merit))
+        merit = new
+        trace.append(merit)
+        if record:
             ctx.checkpoint(x, it)
-            if change < opts["tol"]:
-                break
+        if change < opts["tol"]:
+            break
+    if record:
         ctx.checkpoint(x, it, force=True)
-        return Solution(x={k: np.array(v, copy=True) for k, v in x.items()}, iterations=it,
-                        info={"merit": trace, "solver_failed": failed, "rounds": it})
+    return x, trace, it, failed
 
 
 def _merit(problem: Problem, x: Vars, mu: float) -> float:
