@@ -287,17 +287,17 @@ class Sca(Solver):
             if warm is None or warm.name != stage:
                 have = "none" if warm is None else repr(warm.name)
                 raise ValueError(f"warm: this problem's warm-start stage is {have}, not {stage!r}")
-            first = _sca(warm.problem, problem_start(warm.problem, init, ctx), opts, ctx, record=False)
+            first = _sca(warm.problem, _start_point(warm.problem, init, ctx), opts, ctx, record=False)
             x = problem.project(warm.embed(first[0]))
             info["warm"] = {"stage": stage, "rounds": first[2], "utility": warm.problem.utility(first[0])}
         else:
-            x = problem_start(problem, init, ctx)
+            x = _start_point(problem, init, ctx)
         x, trace, it, failed, seeded = _sca(problem, x, opts, ctx, record=True)
         info.update({"merit": trace, "solver_failed": failed, "rounds": it, "seeded": seeded})
         return Solution(x={k: np.array(v, copy=True) for k, v in x.items()}, iterations=it, info=info)
 
 
-def problem_start(problem: Problem, init: str, ctx: RunContext) -> Vars:
+def _start_point(problem: Problem, init: str, ctx: RunContext) -> Vars:
     """The projected initial point ``init`` of ``problem`` (from the run context: random on extra starts)."""
     return problem.project(ctx.initial(problem, init))
 
@@ -337,7 +337,7 @@ def _sca(problem: Problem, x: Vars, opts: Mapping[str, Any], ctx: RunContext, re
     best = (x, [start_merit], 0, False)
     for point in (seeded, None):
         if point is None:
-            point = problem_start(problem, opts["init"] or problem.init_methods[0], ctx)
+            point = _start_point(problem, opts["init"] or problem.init_methods[0], ctx)
             m = _model(problem, point)
         run = _rounds(problem, m, _fit_split(problem, m, point), opts, ctx, record)
         if run[1][-1] > best[1][-1]:
