@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.hrsma",
     "wbench.scenarios.comp_rsma_ma",
     "wbench.scenarios.hybrid",
+    "wbench.scenarios.star_ris_noma",
     "wbench.solvers.baselines.linear",
     "wbench.solvers.wmmse.wmmse",
     "wbench.solvers.wmmse.dpc_bound",
