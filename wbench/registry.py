@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
+    "wbench.solvers.alternating.ao_star",
     "wbench.solvers.convex.saa_wmmse",
     "wbench.solvers.convex.sca",
     "wbench.solvers.hybrid.element_altmax",

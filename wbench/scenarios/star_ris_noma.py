@@ -29,10 +29,13 @@ Choices where the paper is silent or inconsistent (SCENARIOS.md section 7; each 
   the order (the MMSE-SIC sum-capacity identity);
 * decoding order (eqs. (11)-(12)): the users of the closest RIS first, then RIS by RIS outwards (user ``k``
   hears the weaker users of its own RIS and every user of the farther RISs); inside a RIS, *strongest first*
-  by the effective channel gain ``||h_k||^2`` at the current point (``sic_order=gain``, default; the order
-  then changes with the RIS variables) or by the large-scale gain, i.e. the nearest user first
-  (``sic_order=distance``, a fixed order). The sum rate does not depend on it; the per-user rates and the
-  QoS constraints do;
+  by the large-scale gain, i.e. the user nearest to its RIS first (``sic_order=distance``, default: a fixed
+  order, so every rate is a smooth function of the variables), or by the effective channel gain
+  ``||h_k||^2`` at the current point (``sic_order=gain``, closer to eq. (11)'s ordering of the effective gains;
+  ties broken by the user index). With ``gain`` the order changes with the RIS variables and the per-user
+  rates jump where two gains cross: optimisers then settle on such ties, where a round-off change of the
+  phases swaps the order and the QoS verdict (seen with ``ao-star``), hence not the default. The sum rate does
+  not depend on the order; the per-user rates and the QoS constraints do;
 * second-order paths (``second_order``, default on) go through the closer RISs on side ``second_side``
   (``r`` default); ``second_order=false`` is the single-reflection baseline (``A_n = F_n``);
 * noise: ``C = sigma2 I + sigma_r^2 sum_n A_n diag(delta^r alpha^r + delta^t alpha^t)_n A_n^H`` with
@@ -48,6 +51,9 @@ Choices where the paper is silent or inconsistent (SCENARIOS.md section 7; each 
 Problem: maximise the sum rate ``sum_k R_k`` (bit/s/Hz) subject to the sets and the scenario constraints
 (:meth:`StarRisNomaProblem.constraints`, ``>= 0`` when satisfied): ``qos`` ``R_k - R_min`` (``K``) and, with a
 budget, ``ris_power`` ``1 - P_out,n / P_RIS`` (``N``); tolerance 1e-3 (bit/s/Hz for QoS).
+
+Initial points: ``uniform`` (default: ``p = P_max / K``, ``delta = delta_max`` -- scaled down per RIS onto
+its budget when there is one --, ``alpha = 1/2``, ``theta = 1``) and ``random`` (uniform draws in every set).
 
 Numerics: the channels are stored small-scale; ``sqrt(PL / sigma2)`` is folded into ``f`` and ``sqrt(PL)`` into
 ``F`` and ``G``, so that ``h_k`` is noise-normalised (``C = I + (sigma_r^2 / sigma2) ...``).
@@ -72,7 +78,7 @@ from ..scenario import Channel, Scenario
 _LN2 = math.log(2.0)
 #: Receiver noise: -174 dBm/Hz over a 1 MHz bandwidth (choice).
 NOISE_DBM = -174.0 + 60.0
-SIC_ORDERS = ("gain", "distance")
+SIC_ORDERS = ("distance", "gain")
 
 
 def _logdet(lib: Any, X: Any) -> Any:
@@ -98,7 +104,7 @@ class StarRisNomaProblem(Problem):
     ris_noise: float = 0.0  # sigma_r^2 / sigma2
     ris_budget: float | None = None  # W per RIS
     sigma2: float = 1.0  # W
-    sic_order: str = "gain"
+    sic_order: str = "distance"
     d_user: np.ndarray = None  # type: ignore[assignment]
     constraint_tol: float = 1e-3
 
@@ -192,6 +198,16 @@ class StarRisNomaProblem(Problem):
         incident = lib.stack(incident)  # (2, N, M), in units of sigma2
         return self.sigma2 * (gain * (incident + self.ris_noise)).sum(0).sum(-1)
 
+    def fit_budget(self, x: Mapping[str, np.ndarray]) -> Vars:
+        """``x`` with the amplification ``delta`` of every RIS over its budget scaled down onto it (``P_out,n``
+        is linear in ``delta_n``); unchanged without a budget."""
+        out = dict(x)
+        if self.ris_budget is not None:
+            power = np.asarray(self.ris_output_power(np, _np(x)))
+            scale = np.where(power > self.ris_budget, self.ris_budget / np.where(power > 0, power, 1.0), 1.0)
+            out["delta"] = np.asarray(x["delta"]) * scale[None, :, None]
+        return out
+
     def _constraints(self, lib: Any, x: Mapping[str, Any]) -> dict[str, Any]:
         out = {"qos": self.rates_lib(lib, x) - self.r_min}
         if self.ris_budget is not None:
@@ -219,8 +235,9 @@ class StarRisNomaProblem(Problem):
         n_ris, m = self.F.shape[0], self.F.shape[2]
         delta_max = self.variables["delta"].constraint.hi  # type: ignore[attr-defined]
         if method == "uniform":
-            return {"p": np.full(self.K, self.p_max / self.K), "delta": np.full((2, n_ris, m), delta_max),
-                    "alpha": np.full((n_ris, m), 0.5), "theta": np.ones((2, n_ris, m), dtype=np.complex128)}
+            x = {"p": np.full(self.K, self.p_max / self.K), "delta": np.full((2, n_ris, m), delta_max),
+                 "alpha": np.full((n_ris, m), 0.5), "theta": np.ones((2, n_ris, m), dtype=np.complex128)}
+            return self.fit_budget(x)
         x = self.random_feasible(rng)
         x["p"] = self.variables["p"].constraint.project(rng.uniform(0.0, 1.0, self.K) * self.p_max)
         x["delta"] = rng.uniform(0.0, delta_max, (2, n_ris, m))
@@ -269,8 +286,8 @@ class StarRisNoma(Scenario):
                                nullable=True),
         "ris_power_budget": Param(None, "amplified output power budget per RIS in W (none: no budget)",
                                   nullable=True),
-        "sic_order": Param("gain", "strongest first inside a RIS by: gain (||h_k||^2 at the point) | distance",
-                           choices=SIC_ORDERS),
+        "sic_order": Param("distance", "strongest first inside a RIS by: distance (nearest user first, a "
+                                       "fixed order) | gain (||h_k||^2 at the point)", choices=SIC_ORDERS),
     }
     default_sweep = {"P_max": [20.0]}
     default_instances = 3
