@@ -269,3 +269,17 @@ def test_ao_star_random_phases_keeps_them():
     rng = np.random.default_rng(0)
     pr.initial("uniform", rng)  # the start draws nothing from the generator ...
     np.testing.assert_allclose(theta, np.exp(2j * np.pi * rng.uniform(size=theta.shape)), atol=1e-12)
+
+
+def test_generic_solvers_and_ao_star_run_through_compare(tmp_path):
+    import wbench
+
+    df = wbench.compare("star-ris-noma", ["adam[iters=20]", "metaopt[iters=5]", "ao-star[max_outer=2,pg_iter=2]"],
+                        set={"N": 1, "K": 2, "M": 2, "N_BS": 2}, instances=1, db=tmp_path / "s.db", quiet=True,
+                        jobs=1)
+    assert set(df["solver"]) == {"adam", "metaopt", "ao-star"}
+    assert (df["status"] == "ok").all()
+    ao = df[df["solver"] == "ao-star"].iloc[0]
+    assert bool(ao["feasible"])
+    # every score is a sum rate the scenario can reach: positive and finite
+    assert np.all(np.isfinite(df["utility"].astype(float))) and np.all(df["utility"].astype(float) > 0)

@@ -206,11 +206,12 @@ def sca_power_step(problem: Any, x: Mapping[str, np.ndarray], mu: float) -> np.n
         penalty = penalty + cp.sum(tv)
     objective = cp.Maximize(logdet2(list(range(k))) - mu * penalty)
     prob = cp.Problem(objective, cons)
-    for solver in (cp.CLARABEL, cp.SCS):  # SCS when CLARABEL's interior point fails (extreme start points)
+    # SCS (a bounded number of iterations) when CLARABEL's interior point fails (extreme start points)
+    for solver, kw in ((cp.CLARABEL, {}), (cp.SCS, {"max_iters": 2000})):
         try:
             with warnings.catch_warnings():  # "optimal_inaccurate" is judged by the merit test of the caller
                 warnings.simplefilter("ignore", UserWarning)
-                prob.solve(solver=solver)
+                prob.solve(solver=solver, **kw)
         except (cp.error.SolverError, ValueError, ArithmeticError):
             continue
         if p.value is not None and prob.status in ("optimal", "optimal_inaccurate"):
