@@ -8,17 +8,17 @@ coefficient matrices swapped back; RIS 0 the farthest, RIS ``N - 1`` the closest
 
 Variables (roles in brackets; all found by the generic solvers through their sets):
 
-* ``p`` (power): ``(K,)`` transmit powers in W, ``p >= 0``, ``sum p <= P_max`` (C-constraints of problem (14);
-  a :class:`~wbench.problem.Simplex` of total ``P_max``, as the paper's sum budget).
+* ``p`` (power): ``(K,)`` transmit powers in W, ``p >= 0``, ``sum p <= P_max`` (problem P1, C5-C6: one sum
+  budget over all users, as printed; a :class:`~wbench.problem.Simplex` of total ``P_max``).
 * ``delta`` (other): ``(2, N, M)`` amplification power gains ``delta^r`` (``[0]``) and ``delta^t`` (``[1]``)
-  per element, :class:`~wbench.problem.Box` ``[0, delta_max]`` (``delta_max = 10^(delta_max_db / 10)``).
+  per element, :class:`~wbench.problem.Box` ``[0, delta_max]`` (C10; ``delta_max = 10^(delta_max_db / 10)``).
 * ``alpha`` (other): ``(N, M)`` the energy split ``alpha^r`` in ``Box(0, 1)``; ``alpha^t = 1 - alpha^r``,
-  so ``alpha^r + alpha^t = 1`` holds by construction.
-* ``theta`` (scattering): ``(2, N, M)`` unit-modulus phase factors ``e^{j theta^r}``, ``e^{j theta^t}``.
+  so ``alpha^r + alpha^t = 1`` (C7-C8) holds by construction.
+* ``theta`` (scattering): ``(2, N, M)`` unit-modulus phase factors ``e^{j theta^r}``, ``e^{j theta^t}`` (C9).
 
 Choices where the paper is silent or inconsistent (SCENARIOS.md section 7; each also in the README table):
 
-* association ``beta`` is *fixed by geometry*, not a variable: ``K / N`` consecutive users per RIS (``K`` a
+* association ``beta`` (C2-C4) is *fixed by geometry*, not a variable: ``K / N`` consecutive users per RIS (``K`` a
   multiple of ``N``), drawn ``1..5`` m from it; ``sides=split`` puts the first ``ceil(K/(2N))`` of each RIS on
   the reflection side, the rest on the transmission side (``r`` / ``t``: all on one side);
 * receive beamformers are not variables: the BS uses MMSE-SIC receivers computed from the rest,
@@ -48,9 +48,9 @@ Choices where the paper is silent or inconsistent (SCENARIOS.md section 7; each 
 * baselines are configurations: passive STAR-RIS ``delta_max_db=0`` (amplitudes ``sqrt(alpha)``, no amplifier
   noise), single active STAR-RIS ``N=1``, single reflection ``second_order=false``.
 
-Problem: maximise the sum rate ``sum_k R_k`` (bit/s/Hz) subject to the sets and the scenario constraints
-(:meth:`StarRisNomaProblem.constraints`, ``>= 0`` when satisfied): ``qos`` ``R_k - R_min`` (``K``) and, with a
-budget, ``ris_power`` ``1 - P_out,n / P_RIS`` (``N``); tolerance 1e-3 (bit/s/Hz for QoS).
+Problem P1: maximise the sum rate ``sum_k R_k`` (bit/s/Hz, eq. (13)) subject to the sets and the scenario
+constraints (:meth:`StarRisNomaProblem.constraints`, ``>= 0`` when satisfied): ``qos`` ``R_k - R_min`` (C1,
+``K``) and, with a budget, ``ris_power`` ``1 - P_out,n / P_RIS`` (``N``); tolerance 1e-3 (bit/s/Hz for QoS).
 
 Initial points: ``uniform`` (default: ``p = P_max / K``, ``delta = delta_max`` -- scaled down per RIS onto
 its budget when there is one --, ``alpha = 1/2``, ``theta = 1``) and ``random`` (uniform draws in every set).
