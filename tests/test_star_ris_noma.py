@@ -283,3 +283,32 @@ def test_generic_solvers_and_ao_star_run_through_compare(tmp_path):
     assert bool(ao["feasible"])
     # every score is a sum rate the scenario can reach: positive and finite
     assert np.all(np.isfinite(df["utility"].astype(float))) and np.all(df["utility"].astype(float) > 0)
+
+
+def test_action_mapping_always_lands_in_the_sets():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from wbench.scenarios.star_ris_noma import action_size, action_to_vars
+
+    pr = make(N=2, K=4, M=2, ris_noise_dbm="-80")
+    n = action_size(pr)
+    assert n == 4 + 5 * 2 * 2
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(st.floats(-1e3, 1e3), min_size=n, max_size=n))
+    def check(a):
+        x = action_to_vars(pr, np.array(a))
+        f = pr.feasibility(x)
+        sets = {k: v for k, v in f.violations.items() if k in pr.variables}
+        assert all(v <= f.tolerances[k] for k, v in sets.items()), sets
+        assert x["p"].sum() == pytest.approx(pr.p_max, rel=1e-9)
+        assert np.isfinite(pr.utility(x))
+
+    check()
+    a = np.random.default_rng(0).standard_normal(n)
+    xt = action_to_vars(pr, torch.tensor(a))
+    for k, v in action_to_vars(pr, a).items():
+        np.testing.assert_allclose(xt[k].numpy(), v, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="K \\+ 5 N M"):
+        action_to_vars(pr, a[:-1])

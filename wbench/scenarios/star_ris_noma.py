@@ -245,6 +245,43 @@ class StarRisNomaProblem(Problem):
         return x
 
 
+def action_size(problem: StarRisNomaProblem) -> int:
+    """Length of the real action vector of :func:`action_to_vars`: ``K + 5 N M``."""
+    n_ris, m = problem.F.shape[0], problem.F.shape[2]
+    return problem.K + 5 * n_ris * m
+
+
+def action_to_vars(problem: StarRisNomaProblem, a: Any) -> dict[str, Any]:
+    """The DDPG action mapping of SCENARIOS.md section 7 (seed 003, eqs. (16)-(17)) for the variables of this
+    scenario: a real vector ``a`` (NumPy or torch, length :func:`action_size`) split into ``(K | 2NM | NM | 2NM)``
+    scores, mapped to ``p = P_max softmax``, ``delta = delta_max sigmoid``, ``alpha^r = sigmoid``,
+    ``theta = e^{j 2 pi sigmoid}``. Every image lies in the variables' sets (C5-C10), whatever ``a``; the
+    association and the receivers are not actions here (fixed by geometry, MMSE-SIC; module docstring).
+    Differentiable in torch (for an actor trained through the scenario's loss)."""
+    n_ris, m = problem.F.shape[0], problem.F.shape[2]
+    k, nm = problem.K, n_ris * m
+    if len(a) != action_size(problem):
+        raise ValueError(f"star-ris-noma action: length {len(a)}, expected {action_size(problem)} (K + 5 N M)")
+    delta_max = problem.variables["delta"].constraint.hi  # type: ignore[attr-defined]
+    if hasattr(a, "detach"):
+        import torch
+
+        sig = torch.sigmoid
+        p = problem.p_max * torch.softmax(a[:k], 0)
+        theta = torch.exp(2j * math.pi * sig(a[k + 3 * nm:]).to(torch.complex128))
+    else:
+        a = np.asarray(a, dtype=np.float64)
+
+        def sig(v: np.ndarray) -> np.ndarray:
+            return 0.5 * (1.0 + np.tanh(0.5 * v))  # the logistic function without overflow
+
+        z = np.exp(a[:k] - np.max(a[:k]))
+        p = problem.p_max * z / z.sum()
+        theta = np.exp(2j * np.pi * sig(a[k + 3 * nm:]))
+    return {"p": p, "delta": (delta_max * sig(a[k:k + 2 * nm])).reshape(2, n_ris, m),
+            "alpha": sig(a[k + 2 * nm:k + 3 * nm]).reshape(n_ris, m), "theta": theta.reshape(2, n_ris, m)}
+
+
 def _np(x: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {"p": np.asarray(x["p"], dtype=np.float64), "delta": np.asarray(x["delta"], dtype=np.float64),
             "alpha": np.asarray(x["alpha"], dtype=np.float64),
