@@ -53,7 +53,8 @@ constraints (:meth:`StarRisNomaProblem.constraints`, ``>= 0`` when satisfied): `
 ``K``) and, with a budget, ``ris_power`` ``1 - P_out,n / P_RIS`` (``N``); tolerance 1e-3 (bit/s/Hz for QoS).
 
 Initial points: ``uniform`` (default: ``p = P_max / K``, ``delta = delta_max`` -- scaled down per RIS onto
-its budget when there is one --, ``alpha = 1/2``, ``theta = 1``) and ``random`` (uniform draws in every set).
+its budget when there is one --, ``alpha = 1/2``, ``theta = 1``) and ``random`` (``p`` uniform on the face
+``sum p = P_max``, ``delta``, ``alpha`` and the phases uniform in their sets).
 
 Numerics: the channels are stored small-scale; ``sqrt(PL / sigma2)`` is folded into ``f`` and ``sqrt(PL)`` into
 ``F`` and ``G``, so that ``h_k`` is noise-normalised (``C = I + (sigma_r^2 / sigma2) ...``).
@@ -239,7 +240,9 @@ class StarRisNomaProblem(Problem):
                  "alpha": np.full((n_ris, m), 0.5), "theta": np.ones((2, n_ris, m), dtype=np.complex128)}
             return self.fit_budget(x)
         x = self.random_feasible(rng)
-        x["p"] = self.variables["p"].constraint.project(rng.uniform(0.0, 1.0, self.K) * self.p_max)
+        # uniform on the face sum p = P_max (every p_k > 0: a projected uniform draw would silence users, and
+        # with a silent user the log-det's unit eigenvalue makes the float64 sum rate sensitive to round-off)
+        x["p"] = self.p_max * rng.dirichlet(np.ones(self.K))
         x["delta"] = rng.uniform(0.0, delta_max, (2, n_ris, m))
         x["alpha"] = rng.uniform(0.0, 1.0, (n_ris, m))
         return x
