@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
     "wbench.scenarios.bdris",
     "wbench.scenarios.hrsma",
+    "wbench.scenarios.isac",
     "wbench.scenarios.comp_rsma_ma",
     "wbench.scenarios.hybrid",
     "wbench.solvers.baselines.linear",
