@@ -167,3 +167,77 @@ def test_saa_wmmse_with_probing_is_monotone_and_gains_probing(scheme):
     # the merit is the problem's own objective (in-sample ASR + lambda_r probing)
     assert merit[-1] == pytest.approx(prob.utility({"P": P}), rel=1e-9)
     assert merit[-1] > merit[0]
+
+
+# -- the isac figure kinds (plugin hook) --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def isac_db(tmp_path_factory):
+    from tests.helpers import compare
+
+    db = tmp_path_factory.mktemp("isac") / "r.db"
+    assert compare(db, "--solvers", "adam[iters=15]", "--set", "Nt=4", "--set", "K=4", "--set", "G=2",
+                   "--set", "azimuths=even", "--set", "M=8", "--set", "M_eval=10", "--sweep", "scheme=hrsma,sdma",
+                   "--sweep", "lambda_r=0,0.01", "--instances", "2", scenario="isac") == 0
+    return db
+
+
+def test_tradeoff_data_are_the_means_and_intervals_of_the_recorded_metrics(isac_db):
+    import json
+
+    from tests.helpers import stored
+    from wbench.scenarios.isac_figures import tradeoff_data
+
+    rows = stored(isac_db)
+    df = tradeoff_data(rows, isac_db)
+    assert len(df) == 4 and set(df["scheme"]) == {"hrsma", "sdma"} and set(df["n"]) == {2}
+    for _, r in df.iterrows():
+        ms = [json.loads(x["metrics"]) for x in rows if json.loads(x["params"])["scheme"] == r["scheme"]
+              and json.loads(x["params"])["lambda_r"] == r["lambda_r"]]
+        assert r["esr"] == pytest.approx(np.mean([m["esr"] for m in ms]))
+        assert r["probing"] == pytest.approx(np.mean([m["probing"] for m in ms]))
+        assert r["esr_lo"] <= r["esr"] <= r["esr_hi"] and r["probing_lo"] <= r["probing"] <= r["probing_hi"]
+
+
+def test_beampattern_data_from_stored_solutions(isac_db):
+    import json
+
+    from tests.helpers import stored
+    from wbench.scenarios.isac_figures import beampattern_data
+
+    rows = stored(isac_db)
+    df = beampattern_data(rows, isac_db, solver="adam")
+    assert set(df["scheme"]) == {"hrsma", "sdma"} and set(df["lambda_r"]) == {0.01}
+    metrics = {r["run_key"]: json.loads(r["metrics"]) for r in rows}
+    for key, g in df.groupby("run_key"):
+        curves = g[g["value"].notna()].pivot(index="theta", columns="group", values="value")
+        parts = [c for c in ("common", "group commons", "privates") if c in curves]
+        assert np.allclose(curves[parts].sum(axis=1), curves["total"])
+        # the total at the marked targets is the recorded probing power (targets +-pi/6 lie on the grid)
+        targets = g.loc[g["group"] == "target", "theta"].to_numpy()
+        at = [curves["total"].iloc[np.argmin(np.abs(curves.index - t))] for t in targets]
+        assert sum(at) == pytest.approx(metrics[key]["probing"], rel=1e-9)
+        assert set(g.loc[g["group"] == "user group", "theta"].round(6)) == {round(-np.pi / 4, 6), round(np.pi / 4, 6)}
+    one = beampattern_data(rows, isac_db, solver="adam", run=df["run_key"].iloc[0][:12])
+    assert one["run_key"].nunique() == 1
+
+
+def test_plot_draws_the_plugin_kinds_and_refuses_foreign_options(isac_db, tmp_path):
+    from wbench.cli import main
+
+    for kind, extra in (("tradeoff", []), ("beampattern", ["--solver", "adam"])):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", kind, "--db", str(isac_db), "--out", str(out), *extra]) == 0
+        assert out.stat().st_size > 1000
+    assert main(["plot", "tradeoff", "--db", str(isac_db), "--solver", "adam"]) == 2  # not its option
+    assert main(["plot", "beampattern", "--db", str(isac_db), "--x", "K"]) == 2
+    assert main(["plot", "nosuchkind", "--db", str(isac_db)]) == 2
+
+
+@pytest.mark.slow
+def test_the_report_includes_the_plugin_kinds(isac_db, tmp_path):
+    from wbench.cli import main
+
+    assert main(["report", "--db", str(isac_db), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "isac-tradeoff.png" in page and "isac-beampattern.png" in page
+    assert (tmp_path / "rep" / "isac-beampattern.csv").stat().st_size > 0

@@ -227,5 +227,13 @@ def wbench_register_scenarios(register) -> None:
     register(Isac())
 
 
+@hookimpl
+def wbench_register_figures(register) -> None:
+    """The ``tradeoff`` and ``beampattern`` figure kinds (:mod:`wbench.scenarios.isac_figures`)."""
+    from .isac_figures import register_figures
+
+    register_figures(register)
+
+
 __all__ = ["Isac", "IsacProblem", "IsacScoringProblem", "steering_vectors", "probing_matrix", "probing_power",
            "beampattern", "stream_shares", "parse_targets", "PAPER_LAMBDA_GRID"]
