@@ -241,3 +241,20 @@ def test_the_report_includes_the_plugin_kinds(isac_db, tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "isac-tradeoff.png" in page and "isac-beampattern.png" in page
     assert (tmp_path / "rep" / "isac-beampattern.csv").stat().st_size > 0
+
+
+def test_genie_bound_covers_the_isac_objective():
+    from wbench.solvers.wmmse.genie_dpc import GenieDpc
+    from tests.helpers import solve_with
+
+    sc, params, ch, prob, scorer = make(5, Nt=4, K=2, G=2, azimuths="even", M=6, lambda_r=0.05)
+    sol, _ = solve_with(GenieDpc(), prob)
+    rng = np.random.default_rng(0)
+    lam_max = float(np.linalg.eigvalsh(prob.A)[-1])
+    # the beam along A's top eigenvector reaches the probing bound, so no looser constant would be tight
+    v = np.linalg.eigh(prob.A)[1][:, -1]
+    P = np.zeros((4, prob.layout.n_streams), complex)
+    P[:, 0] = np.sqrt(prob.power) * v
+    assert prob.probing({"P": P}) == pytest.approx(lam_max * prob.power, rel=1e-10)
+    for x in [{"P": P}] + [prob.random_feasible(rng) for _ in range(5)]:
+        assert prob.utility(x) <= sol.value
