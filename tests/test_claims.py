@@ -258,6 +258,7 @@ def test_arms_on_different_channels_are_refused(tmp_path):
     ('where = "Fig. 1"', 'where = "Fig. 1"\nwhen = "now"', "when"),
     ("[claim.paper]", "[claim.huge]", "huge"),
     ('key = "toy"', 'key = "toy paper"', "key"),
+    ('B = "mrt"', 'B = "mrt"\nvalue = "metric:"', "value"),
 ])
 def test_a_malformed_claim_file_is_one_line_naming_file_and_field(tmp_path, old, new, field):
     assert old in CLAIM
@@ -416,3 +417,13 @@ def test_the_readme_shows_the_committed_verdicts():
             shown[cells[0].split("`")[1]] = cells[2].strip("*")
     assert shown == {cid: row["verdict"] for (cid, scale), row in verdicts.items() if scale == "small"}
     assert "claims/RESULTS.md" in "\n".join(readme.splitlines()[:20])  # linked on the first screen
+
+
+def test_a_claim_on_a_run_metric_compares_that_metric():
+    claim = cl.load_file(REPO / "claims" / "seed000-isac.toml")[0]
+    assert claim.value == "metric:esr"
+    row = {"status": "ok", "utility": 99.0, "metrics": '{"esr": 3.5, "probing": 7.0}', "instance": 0,
+           "fingerprint": "f"}
+    assert cl._value(row, "metric:esr") == 3.5 and cl._value(row, "utility") == 99.0
+    pairs = cl._point_pairs([row], [{**row, "metrics": '{"esr": 1.0}'}], "w", [], "metric:esr")
+    assert pairs == {0: (3.5, 1.0)}
