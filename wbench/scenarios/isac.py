@@ -49,7 +49,7 @@ from ..channels import onering
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem, Vars
-from ..rsma import SCHEMES, RsmaLayout, SaaData, asr
+from ..rsma import RsmaLayout, SaaData, asr
 from ..scenario import Channel
 from .hrsma import Hrsma, HrsmaProblem, HrsmaScoringProblem, parse_angle
 

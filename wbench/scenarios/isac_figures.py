@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..params import ParamError
-from .hrsma import parse_azimuths
+from ..rsma import RsmaLayout
+from .hrsma import parse_azimuths, user_groups
 from .isac import beampattern, parse_targets, steering_vectors
 
 STREAM_GROUPS = ("total", "common", "group commons", "privates")
@@ -135,9 +136,6 @@ def beampattern_data(rows: Sequence[Mapping[str, Any]], db: str | Path, solver: 
     out = []
     for _, r in _pick_runs(sols, run).iterrows():
         p = r["p"]
-        from .hrsma import user_groups
-        from ..rsma import RsmaLayout
-
         lay = RsmaLayout(p["scheme"], user_groups(p["K"], p["G"]))
         P = np.asarray(r["x"]["P"])
         per = beampattern(P, steering_vectors(p["Nt"], theta, p["steering"]))  # (points, S)
