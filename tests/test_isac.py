@@ -258,3 +258,24 @@ def test_genie_bound_covers_the_isac_objective():
     assert prob.probing({"P": P}) == pytest.approx(lam_max * prob.power, rel=1e-10)
     for x in [{"P": P}] + [prob.random_feasible(rng) for _ in range(5)]:
         assert prob.utility(x) <= sol.value
+
+
+def test_figure_kinds_come_from_the_plugin_hook_and_clashes_are_refused():
+    import types
+
+    from wbench.figures.plugin import FigureKind
+    from wbench.hookspecs import hookimpl
+    from wbench.registry import PluginError, Registry
+
+    reg = Registry()
+    reg.load_builtins(["wbench.scenarios.isac"])
+    assert {"tradeoff", "beampattern"} <= set(reg.figures)
+    assert reg.figures["beampattern"].options == ("solver", "run") and reg.figures["tradeoff"].applies("isac")
+    for i, name in enumerate(("tradeoff", "sweep")):  # an existing plugin kind, a built-in kind
+        mod = types.ModuleType(f"third_party_figures_{i}")
+        mod.wbench_register_figures = hookimpl(
+            lambda register, name=name: register(FigureKind(name, ("isac",), lambda rows, db: None, lambda df: None)))
+        with pytest.raises(PluginError, match="clashes"):
+            reg.add_module(mod, "test", "0")
+    with pytest.raises(ValueError, match="options"):
+        FigureKind("x", ("isac",), lambda rows, db: None, lambda df: None, options=("colour",))
