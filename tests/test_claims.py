@@ -258,6 +258,7 @@ def test_arms_on_different_channels_are_refused(tmp_path):
     ('where = "Fig. 1"', 'where = "Fig. 1"\nwhen = "now"', "when"),
     ("[claim.paper]", "[claim.huge]", "huge"),
     ('key = "toy"', 'key = "toy paper"', "key"),
+    ('B = "mrt"', 'B = "mrt"\nvalue = "metric:"', "value"),
 ])
 def test_a_malformed_claim_file_is_one_line_naming_file_and_field(tmp_path, old, new, field):
     assert old in CLAIM
@@ -306,8 +307,8 @@ def test_the_committed_claim_files_load_and_resolve_at_both_scales(fresh_registr
             arms = cl.resolve(c, scale)  # solvers, options and parameters are valid
             assert len(arms["A"].configs) == len(cl.points(c, scale))
     # the paper scale uses the papers' channel counts
-    paper = {c.paper.key: c.scales["paper"].instances for c in claims}
-    assert paper == {"seed000": 50, "seed001": 1000, "seed002": 50, "seed004": 150}
+    paper = {Path(c.paper.path).stem: c.scales["paper"].instances for c in claims}
+    assert paper == {"seed000-bdris": 50, "seed001-mlbf": 1000, "seed002-ggml": 50, "seed000-isac": 15, "seed004-gml": 150}
 
 
 def test_the_committed_verdicts_cover_every_claim_at_small_scale():
@@ -416,3 +417,13 @@ def test_the_readme_shows_the_committed_verdicts():
             shown[cells[0].split("`")[1]] = cells[2].strip("*")
     assert shown == {cid: row["verdict"] for (cid, scale), row in verdicts.items() if scale == "small"}
     assert "claims/RESULTS.md" in "\n".join(readme.splitlines()[:20])  # linked on the first screen
+
+
+def test_a_claim_on_a_run_metric_compares_that_metric():
+    claim = cl.load_file(REPO / "claims" / "seed000-isac.toml")[0]
+    assert claim.value == "metric:esr"
+    row = {"status": "ok", "utility": 99.0, "metrics": '{"esr": 3.5, "probing": 7.0}', "instance": 0,
+           "fingerprint": "f"}
+    assert cl._value(row, "metric:esr") == 3.5 and cl._value(row, "utility") == 99.0
+    pairs = cl._point_pairs([row], [{**row, "metrics": '{"esr": 1.0}'}], "w", [], "metric:esr")
+    assert pairs == {0: (3.5, 1.0)}

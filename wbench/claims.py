@@ -18,6 +18,7 @@ A claim file (``claims/<paper>.toml``, read with :mod:`tomllib`) holds a ``[pape
     A = "mlbf"                            # arm A: a solver (with options); or {solver = "...", set = {...}}
     B = "wmmse"
     note = "what the numbers mean, choices made"
+    value = "metric:esr"                  # optional: compare a recorded run metric instead of the utility
 
     [claim.small]                         # minutes on 2 cores; also [claim.paper]: the paper's sizes
     set = { Nt = 4, K = 4 }
@@ -128,6 +129,8 @@ class Claim:
     scales: Mapping[str, Scale]
     for_each: str | None = None
     note: str = ""
+    #: What is compared: ``utility`` (default) or ``metric:NAME``, a run metric (``extra_metrics``).
+    value: str = "utility"
 
     @property
     def full_id(self) -> str:
@@ -276,7 +279,7 @@ def load_file(path: str | Path) -> list[Claim]:
     out: list[Claim] = []
     seen: set[str] = set()
     known = {"id", "where", "statement", "assert", "for_each", "scenario", "A", "B", "set", "instances", "seed",
-             "note", *SCALES}
+             "note", "value", *SCALES}
     for i, c in enumerate(claims_raw, start=1):
         where = f"claim #{i}"
         cid = _str(c, "id", path, where)
@@ -308,8 +311,11 @@ def load_file(path: str | Path) -> list[Claim]:
         note = c.get("note", "")
         if not isinstance(note, str):
             raise _bad(path, where, "note", "expected a string")
+        value = c.get("value", "utility")
+        if not isinstance(value, str) or not re.fullmatch(r"utility|metric:\w+", value):
+            raise _bad(path, where, "value", f"expected 'utility' or 'metric:NAME', got {value!r}")
         out.append(Claim(paper, cid, _str(c, "where", path, where), _str(c, "statement", path, where),
-                         assertion, scenario, scales, for_each, note.strip()))
+                         assertion, scenario, scales, for_each, note.strip(), value))
     return out
 
 
@@ -443,8 +449,19 @@ class ClaimResult:
         return vd.margin(self.estimate, self.claim.assertion.region)
 
 
+def _value(row: Mapping[str, Any], value: str) -> float:
+    """The compared number of a run: its utility, or the run metric ``metric:NAME`` (NaN when not recorded)."""
+    if value == "utility":
+        return float(row["utility"])
+    import json
+
+    m = row.get("metrics")
+    m = json.loads(m) if isinstance(m, str) else (m or {})
+    return float(m.get(value.split(":", 1)[1], float("nan")))
+
+
 def _point_pairs(a_rows: Sequence[Mapping[str, Any]], b_rows: Sequence[Mapping[str, Any]], where: str,
-                 notes: list[str]) -> dict[int, tuple[float, float]]:
+                 notes: list[str], value: str = "utility") -> dict[int, tuple[float, float]]:
     """Instance -> (u_A, u_B) where both runs are ``ok``; raises if an instance's channels differ."""
     a = {int(r["instance"]): r for r in a_rows}
     b = {int(r["instance"]): r for r in b_rows}
@@ -466,7 +483,7 @@ def _point_pairs(a_rows: Sequence[Mapping[str, Any]], b_rows: Sequence[Mapping[s
             notes.append(f"{where}: {name} has no run on {missing} realisation(s) (declined?)")
     for i in sorted(set(a) & set(b)):
         if a[i]["status"] == "ok" and b[i]["status"] == "ok":
-            out[i] = (float(a[i]["utility"]), float(b[i]["utility"]))
+            out[i] = (_value(a[i], value), _value(b[i], value))
     return out
 
 
@@ -477,7 +494,7 @@ def evaluate(claim: Claim, scale: str, runs: Mapping[str, Mapping[str, Sequence[
     notes: list[str] = []
     pts = points(claim, scale)
     pairs = {label: _point_pairs(runs.get(label, {}).get("A", []), runs.get(label, {}).get("B", []),
-                                 f"{claim.full_id} {label}".strip(), notes) for label, _ in pts}
+                                 f"{claim.full_id} {label}".strip(), notes, claim.value) for label, _ in pts}
     a = claim.assertion
     results: list[PointResult] = []
     if a.trend:

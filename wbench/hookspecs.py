@@ -24,3 +24,10 @@ def wbench_register_scenarios(register: Callable) -> None:
 @hookspec
 def wbench_register_solvers(register: Callable) -> None:
     """Register solvers: call ``register(SolverInstance)`` once per solver."""
+
+
+@hookspec
+def wbench_register_figures(register: Callable) -> None:
+    """Register figure kinds a scenario ships (:class:`wbench.figures.plugin.FigureKind`): call
+    ``register(FigureKind(...))`` once per kind; ``wbench plot NAME`` draws it and ``wbench report`` includes
+    it for the scenarios the kind names."""

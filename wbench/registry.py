@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Iterable
+from typing import Any, Iterable
 
 import pluggy
 
@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.scenarios.miso",
     "wbench.scenarios.bdris",
     "wbench.scenarios.hrsma",
+    "wbench.scenarios.isac",
     "wbench.scenarios.comp_rsma_ma",
     "wbench.scenarios.hybrid",
     "wbench.scenarios.star_ris_noma",
@@ -81,6 +82,7 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.scenarios: dict[str, Scenario] = {}
         self.solvers: dict[str, Solver] = {}
+        self.figures: dict[str, Any] = {}  # name -> wbench.figures.plugin.FigureKind
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []
 
@@ -124,6 +126,18 @@ class Registry:
         others = [p for p in self.pm.get_plugins() if p is not module]
         caller("wbench_register_scenarios", others)(register=reg_scenario)
         caller("wbench_register_solvers", others)(register=reg_solver)
+
+        def reg_figure(f: Any) -> None:
+            from .figures import KINDS
+            from .figures.plugin import FigureKind
+
+            if not isinstance(f, FigureKind) or not f.name:
+                raise PluginError(f"{module.__name__}: register() needs a named FigureKind instance")
+            if f.name in self.figures or f.name in KINDS:
+                raise PluginError(f"figure kind {f.name!r} from {origin} clashes with an existing kind")
+            self.figures[f.name] = f
+
+        caller("wbench_register_figures", others)(register=reg_figure)
 
     def load_builtins(self, modules: Iterable[str] | None = None) -> None:
         from . import __version__

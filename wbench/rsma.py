@@ -91,6 +91,10 @@ class SaaData:
     power: float
     sigma2: float = 1.0
     R_th: float = 0.0
+    #: ``isac`` (optional): the probing matrix ``A = sum_n a_n a_n^H`` (``(Nt, Nt)``) and the radar weight
+    #: ``lambda_r``; the objective gains ``lambda_r tr(P^H A P)`` (SCENARIOS.md section 4).
+    probing: np.ndarray | None = None
+    radar_weight: float = 0.0
 
     @property
     def M(self) -> int:

@@ -5,6 +5,7 @@
     wbench plot anytime [--gap] [--reference SOLVER] ...
     wbench plot profile [--target F] [--reference SOLVER] ...
     wbench plot scaling [--x PARAM] ...
+    wbench plot NAME [--solver S] [--run KEY] ...   (a kind a plugin registered, e.g. isac's tradeoff, beampattern)
     wbench report [--db PATH] [--scenario NAME] --out DIR
 
 Bad input (no database, unknown scenario or kind, unsupported extension, an option the kind does not
@@ -31,7 +32,8 @@ _OPTIONS = {"x": ("sweep", "scaling"), "target": ("profile",), "reference": ("an
 def add_parsers(subparsers: Any) -> None:
     """Add ``plot`` and ``report`` to the sub-commands of the ``wbench`` parser."""
     pl = subparsers.add_parser("plot", help="draw one figure (sweep, anytime, profile, scaling) from stored results")
-    pl.add_argument("kind", metavar="KIND", help=" | ".join(KINDS))
+    pl.add_argument("kind", metavar="KIND",
+                    help=" | ".join(KINDS) + " | a kind a plugin registered (isac: tradeoff, beampattern)")
     pl.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     pl.add_argument("--scenario", default=None, help="scenario (needed when the db holds several)")
     pl.add_argument("--out", default=None, metavar="FILE", help="FILE.png, .pdf or .svg (default SCENARIO-KIND.png)")
@@ -41,6 +43,8 @@ def add_parsers(subparsers: Any) -> None:
     pl.add_argument("--reference", default=None, metavar="SOLVER",
                     help="profile/anytime --gap: reference solver (default: best reached / best bound)")
     pl.add_argument("--gap", action="store_true", help="anytime: plot the gap to the reference solver")
+    pl.add_argument("--solver", default=None, help="plugin kinds that take it (e.g. beampattern): the solver")
+    pl.add_argument("--run", default=None, metavar="KEY", help="plugin kinds that take it: one run (key prefix)")
 
     rp = subparsers.add_parser("report", help="write a self-contained HTML report (leaderboards, figures)")
     rp.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
@@ -56,7 +60,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     kind = args.kind
     if kind not in KINDS:
-        raise ParamError(f"unknown figure kind {kind!r}; valid: {', '.join(KINDS)}")
+        return _plot_plugin_kind(args)
+    for opt in ("solver", "run"):
+        if getattr(args, opt, None) is not None:
+            raise ParamError(f"--{opt} applies to plugin figure kinds that take it, not {kind}")
     for opt, kinds in _OPTIONS.items():
         value = getattr(args, opt, None)
         if value not in (None, False) and kind not in kinds:
@@ -71,6 +78,32 @@ def cmd_plot(args: argparse.Namespace) -> int:
                      reference=getattr(args, "reference", None), gap=bool(getattr(args, "gap", False)))
     out = args.out or f"{scenario}-{kind}.png"
     path = D.save_figure(draw(kind, fd), out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _plot_plugin_kind(args: argparse.Namespace) -> int:
+    """``wbench plot NAME`` for a kind registered through ``wbench_register_figures``."""
+    from . import data as D
+    from .plugin import plugin_kinds
+
+    kinds = plugin_kinds()
+    fk = kinds.get(args.kind)
+    if fk is None:
+        raise ParamError(f"unknown figure kind {args.kind!r}; valid: {', '.join([*KINDS, *kinds])}")
+    for opt in _OPTIONS:
+        if getattr(args, opt, None) not in (None, False):
+            raise ParamError(f"--{opt} does not apply to {args.kind} plots")
+    for opt in ("solver", "run"):
+        if getattr(args, opt, None) is not None and opt not in fk.options:
+            raise ParamError(f"--{opt} does not apply to {args.kind} plots")
+    if args.out is not None:
+        D.check_extension(args.out)
+    scenario, rows = D.load_rows(args.db, args.scenario or (fk.scenarios[0] if len(fk.scenarios) == 1 else None))
+    if not fk.applies(scenario):
+        raise ParamError(f"{args.kind} plots apply to {', '.join(fk.scenarios)}, not {scenario}")
+    fd = fk.figure_data(rows, args.db, solver=getattr(args, "solver", None), run=getattr(args, "run", None))
+    path = D.save_figure(fk.draw(fd), args.out or f"{scenario}-{args.kind}.png")
     print(f"wrote {path}")
     return 0
 

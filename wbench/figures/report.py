@@ -292,6 +292,7 @@ def write_report(db: str | Path, out_dir: str | Path, scenarios: Sequence[str] |
             parts.append(f'<figure><img src="{esc(stem)}.png" alt="{esc(scen)} {esc(kind)}">'
                          f"<figcaption><b>{esc(kind)}.</b> {esc(text)} Data: "
                          f'<a href="{esc(stem)}.csv">{esc(stem)}.csv</a>.</figcaption></figure>')
+        parts += _plugin_figures(db, scen, rows, out)
         cmds = commands(rows)
         parts.append("<h3>Command</h3><p class=\"note\">Reconstructed from the stored runs (the store does not "
                      f"record command lines; solvers selected by tag are spelled out by name; options the "
@@ -309,6 +310,28 @@ def write_report(db: str | Path, out_dir: str | Path, scenarios: Sequence[str] |
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _plugin_figures(db: str | Path, scen: str, rows: Sequence[Mapping[str, Any]], out: Path) -> list[str]:
+    """The figure kinds plugins registered for ``scen`` (hook ``wbench_register_figures``), default options."""
+    from .plugin import plugin_kinds
+
+    parts = []
+    for name, fk in plugin_kinds().items():
+        if not fk.applies(scen):
+            continue
+        try:
+            fd = fk.figure_data(rows, db)
+        except ParamError as exc:
+            parts.append(f'<p class="note">{esc(name)}: not drawn: {esc(exc)}</p>')
+            continue
+        stem = f"{_safe(scen)}-{_safe(name)}"
+        D.save_figure(fk.draw(fd), out / f"{stem}.png")
+        fd.to_csv(out / f"{stem}.csv", index=False, float_format="%.10g")
+        parts.append(f'<figure><img src="{esc(stem)}.png" alt="{esc(scen)} {esc(name)}">'
+                     f"<figcaption><b>{esc(name)}.</b> {esc(fk.description)} Data: "
+                     f'<a href="{esc(stem)}.csv">{esc(stem)}.csv</a>.</figcaption></figure>')
+    return parts
 
 
 def _safe(name: str) -> str:

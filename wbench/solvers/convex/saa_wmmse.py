@@ -49,6 +49,13 @@ in nats):
                C_k^c + C_k^g + 1 - xi_kp + s_k >= R_th ln 2    (only when R_th > 0),
                C >= 0,  s >= 0,  ||P||_F^2 <= P_t.
 
+**Probing term (``isac``, SCENARIOS.md section 4).** With ``SaaData.probing = A = sum_n a_n a_n^H`` and
+``radar_weight = lambda_r`` the objective gains ``lambda_r tr(P^H A P)`` (bit/s/Hz; seed 000, eq. (23)). It is
+convex in ``P``, so maximising it is not a convex step: the QCQP gets its linearisation at the current point,
+``lambda_r (2 Re tr(P_cur^H A P) - tr(P_cur^H A P_cur))`` (times ln 2 in nats), a minorant tight at ``P_cur``
+(the gap is ``lambda_r tr((P - P_cur)^H A (P - P_cur)) >= 0``); the merit ``ASR + lambda_r probing`` stays
+non-decreasing (tested).
+
 **Elastic QoS (choice).** The paper's hard QoS constraint makes the QCQP infeasible from a start that misses
 the targets (SVD-MRT often does). The slack ``s`` with the exact penalty ``rho`` (option ``qos_penalty``,
 default 100 per nat) keeps every QCQP feasible; where the targets can be met the optimum has ``s = 0`` once
@@ -203,9 +210,11 @@ class SaaRates:
     group: np.ndarray
     asr: float
     deficit: float
+    #: ``lambda_r tr(P^H A P)`` of an ``isac`` problem (0 without a probing term).
+    radar: float = 0.0
 
     def merit(self, qos_penalty: float) -> float:
-        return self.asr - qos_penalty * self.deficit
+        return self.asr + self.radar - qos_penalty * self.deficit
 
 
 def _group_mins(layout: RsmaLayout, per_user: np.ndarray) -> np.ndarray:
@@ -228,7 +237,25 @@ def saa_rates(data: SaaData, P: np.ndarray) -> SaaRates:
     private = mean["p"]
     asr = float(private.sum() + common + group.sum())
     deficit = qos_deficit(layout, private, group, common, data.R_th)
-    return SaaRates(private, mean.get("c"), mean.get("cg"), common, group, asr, deficit)
+    return SaaRates(private, mean.get("c"), mean.get("cg"), common, group, asr, deficit, radar_term(data, P))
+
+
+def radar_term(data: SaaData, P: np.ndarray) -> float:
+    """``lambda_r tr(P^H A P)`` (bit/s/Hz units of the merit; 0 without a probing matrix)."""
+    if data.probing is None or data.radar_weight == 0:
+        return 0.0
+    P = np.asarray(P, dtype=np.complex128)
+    return float(data.radar_weight * np.real(np.sum(P.conj() * (data.probing @ P))))
+
+
+def radar_minorant(data: SaaData, P_cur: np.ndarray, P: np.ndarray) -> float:
+    """The linearisation of :func:`radar_term` at ``P_cur``, ``lambda_r (2 Re tr(P_cur^H A P) - tr(P_cur^H A
+    P_cur))``: a lower bound of the convex ``lambda_r tr(P^H A P)`` (``A`` PSD, ``lambda_r >= 0``), equal at
+    ``P_cur`` (the difference is ``lambda_r tr((P - P_cur)^H A (P - P_cur)) >= 0``)."""
+    if data.probing is None or data.radar_weight == 0:
+        return 0.0
+    AP = data.probing @ np.asarray(P_cur, dtype=np.complex128)
+    return float(data.radar_weight * (2.0 * np.real(np.sum(AP.conj() * P)) - np.real(np.sum(AP.conj() * P_cur))))
 
 
 # -- the surrogate -----------------------------------------------------------------------------------------
@@ -305,21 +332,23 @@ class SaaQcqp:
     :meth:`solve` builds a fresh problem with constants (the benchmark's reference)."""
 
     def __init__(self, layout: RsmaLayout, Nt: int, power: float, R_th: float = 0.0,
-                 qos_penalty: float = 100.0, parametric: bool = True) -> None:
+                 qos_penalty: float = 100.0, parametric: bool = True, radar: bool = False) -> None:
         if qos_penalty < 1.0:
             raise ValueError(f"qos_penalty must be >= 1 (it is {qos_penalty})")
         self.layout, self.Nt, self.power = layout, int(Nt), float(power)
         self.R_th, self.qos_penalty, self.parametric = float(R_th), float(qos_penalty), parametric
         self.rows = stage_rows(layout)
         self.problem: cp.Problem | None = None
+        self.radar = radar
+        self._L = cp.Parameter((self.Nt, layout.n_streams), complex=True) if radar and parametric else None
         if parametric:
             K, n = layout.K, self.Nt
             self._B = {s: [cp.Parameter((n, n), complex=True) for _ in range(K)] for s in self.rows.stages}
             self._f = {s: cp.Parameter((n, K), complex=True) for s in self.rows.stages}
             self._c = {s: cp.Parameter(K) for s in self.rows.stages}
-            self.problem, self._X = self._build(self._B, self._f, self._c)
+            self.problem, self._X = self._build(self._B, self._f, self._c, self._L)
 
-    def _build(self, B: Mapping[str, Any], f: Mapping[str, Any], c: Mapping[str, Any]
+    def _build(self, B: Mapping[str, Any], f: Mapping[str, Any], c: Mapping[str, Any], L: Any = None
                ) -> tuple[cp.Problem, cp.Variable]:
         layout, rows, K = self.layout, self.rows, self.layout.K
         X = cp.Variable((self.Nt, layout.n_streams), complex=True)
@@ -330,6 +359,8 @@ class SaaQcqp:
             lin = cp.real(cp.sum(cp.multiply(cp.conj(f[s]), X[:, rows.desired[s].tolist()]), axis=0))
             xi[s] = quad - 2 * lin + c[s]
         objective = cp.sum(1 - xi["p"])
+        if L is not None:  # isac: the probing term's linearisation (the constant part dropped)
+            objective += cp.real(cp.sum(cp.multiply(cp.conj(L), X)))
         constraints = [cp.norm(X, "fro") <= 1]
         served = 1 - xi["p"]
         if "c" in rows.stages:
@@ -355,18 +386,25 @@ class SaaQcqp:
         f = {s: root * sur.f[s].T for s in self.rows.stages}  # (Nt, K): column k is f_k
         return B, f, sur.const
 
-    def solve(self, sur: Surrogate) -> QcqpResult | None:
-        """Maximise the surrogate; ``None`` when neither Clarabel nor SCS returns an optimal point."""
+    def solve(self, sur: Surrogate, radar_grad: np.ndarray | None = None) -> QcqpResult | None:
+        """Maximise the surrogate; ``None`` when neither Clarabel nor SCS returns an optimal point.
+        ``radar_grad`` (with ``radar=True``): ``lambda_r A P_cur``, the probing term's linear part is
+        ``2 Re tr(radar_grad^H P)`` bit/s/Hz, i.e. ``2 ln2 sqrt(P_t) Re tr(radar_grad^H X)`` nats."""
         B, f, c = self._data(sur)
+        L = None
+        if self.radar:
+            L = 2.0 * LN2 * math.sqrt(self.power) * np.asarray(radar_grad, dtype=np.complex128)
         if self.parametric:
             for s in self.rows.stages:
                 for k, par in enumerate(self._B[s]):
                     par.value = B[s][k]
                 self._f[s].value = f[s]
                 self._c[s].value = c[s]
+            if self._L is not None:
+                self._L.value = L
             problem, X = self.problem, self._X
         else:
-            problem, X = self._build({s: list(B[s]) for s in B}, f, c)
+            problem, X = self._build({s: list(B[s]) for s in B}, f, c, L)
         for name, kwargs in _ATTEMPTS:
             try:
                 with warnings.catch_warnings():  # "solution may be inaccurate": the status says so
@@ -416,6 +454,8 @@ def check_data(data: SaaData, P0: np.ndarray) -> None:
         raise ValueError(f"power and sigma2 must be positive (power={data.power}, sigma2={data.sigma2})")
     if data.R_th < 0:
         raise ValueError(f"R_th must be >= 0, not {data.R_th}")
+    if data.radar_weight < 0:
+        raise ValueError(f"radar_weight must be >= 0, not {data.radar_weight}")
 
 
 def saa_wmmse(
@@ -439,7 +479,8 @@ def saa_wmmse(
     pw = float(np.sum(np.abs(P) ** 2))
     if pw > data.power:
         P *= math.sqrt(data.power / pw)
-    qcqp = SaaQcqp(data.layout, data.Nt, data.power, data.R_th, qos_penalty, parametric=not rebuild)
+    radar = data.probing is not None and data.radar_weight > 0
+    qcqp = SaaQcqp(data.layout, data.Nt, data.power, data.R_th, qos_penalty, parametric=not rebuild, radar=radar)
     trace = SaaTrace()
 
     def record(rates: SaaRates) -> None:
@@ -455,7 +496,7 @@ def saa_wmmse(
             trace.status = "stopped"
             break
         sur = surrogate(data, P)
-        result = qcqp.solve(sur)
+        result = qcqp.solve(sur, data.radar_weight * (data.probing @ P) if radar else None)
         if result is None:
             trace.status = "solver failed"
             break
@@ -464,7 +505,7 @@ def saa_wmmse(
         if not math.isfinite(merit) or merit < trace.merit[-1] - _REJECT_RTOL * (abs(trace.merit[-1]) + 1.0):
             trace.status = "rejected"
             break
-        value = sur.value(result.P, data.layout, data.R_th, qos_penalty) / LN2
+        value = sur.value(result.P, data.layout, data.R_th, qos_penalty) / LN2 + radar_minorant(data, P, result.P)
         P = result.P
         record(rates)
         trace.surrogate.append(value)
@@ -487,7 +528,7 @@ class SaaWmmse(Solver):
     version = "1"
     description = "SAA-WMMSE (Joudeh & Clerckx 2016): one cvxpy QCQP per iteration, rate splitting with QoS"
     tags = frozenset({"conventional"})
-    scenarios = ("hrsma",)
+    scenarios = ("hrsma", "isac")
     multi_start = True
     options = {
         "max_iter": Param(100, "SAA-WMMSE iterations (one QCQP each)", min=1),

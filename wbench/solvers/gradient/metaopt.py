@@ -466,7 +466,7 @@ class MetaOptAlg1(MetaOpt):
     name = "metaopt-alg1"
     description = ("seed 000 Algorithm 1 as configured in sec. IV: one 3x400 sigmoid/tanh/tanh network, lr 1e-3, "
                    "SVD-MRT start, QoS penalty in the meta-loss")
-    scenarios = ("hrsma",)
+    scenarios = ("hrsma", "isac")
     options = {
         **MetaOpt.options,
         **{k: dataclasses.replace(MetaOpt.options[k], default=v) for k, v in {

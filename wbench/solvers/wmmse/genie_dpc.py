@@ -10,6 +10,10 @@ of the per-state dirty-paper sum capacities (Vishwanath, Jindal, Goldsmith 2003;
 included: its common rates ``min_k mean_m R_ck`` are ergodic rates too). Computed on the draws the solver sees,
 it bounds the in-sample ASR, and the harness records it as the in-sample value (``wbench.engine.scoring``).
 
+For ``isac`` (``SaaData.probing = A``, ``radar_weight = lambda_r``) the objective is ``ASR + lambda_r tr(P^H A P)``
+and each term is bounded on its own: ``tr(P^H A P) <= lambda_max(A) tr(P^H P) <= lambda_max(A) P_t``, so the
+bound is ``mean_m C_DPC(H_m) + lambda_r lambda_max(A) P_t`` (loose where the two goals pull apart).
+
 Each ``C_DPC(H_m)`` is the certified upper value of :func:`wbench.solvers.wmmse.dpc_bound.sum_capacity` (an
 upper bound however early its iteration stops), here with ``tol = 1e-4`` by default: 15x faster than 1e-10
 for a bound that differs by less than ``1e-4`` relative (a choice for the leaderboard's time).
@@ -58,6 +62,8 @@ class GenieDpc(Solver):
         opts = self.resolve_options(options)
         data = problem.saa_data()  # type: ignore[attr-defined]
         value = genie_bound(data.H, data.power, data.sigma2, opts["tol"])
+        if data.probing is not None and data.radar_weight > 0:  # isac: + lambda_r max tr(P^H A P)
+            value += data.radar_weight * data.power * float(np.linalg.eigvalsh(data.probing)[-1])
         return Solution(value=value, x=None, iterations=data.M, info={"draws": data.M})
 
 
