@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",
+    "wbench.solvers.convex.brb",
 )
 
 
