@@ -3,7 +3,7 @@
 
     wbench plot sweep   [--db PATH] [--scenario NAME] [--out FILE.png|.pdf|.svg] [--x PARAM]
     wbench plot anytime [--gap] [--reference SOLVER] ...
-    wbench plot profile [--target F] [--reference SOLVER] ...
+    wbench plot profile [--target F] [--reference SOLVER|optimum|bound] ...
     wbench plot scaling [--x PARAM] ...
     wbench report [--db PATH] [--scenario NAME] --out DIR
 
@@ -39,7 +39,8 @@ def add_parsers(subparsers: Any) -> None:
     pl.add_argument("--target", type=float, default=None, metavar="F",
                     help="profile: fraction of the reference utility to reach (default 0.99)")
     pl.add_argument("--reference", default=None, metavar="SOLVER",
-                    help="profile/anytime --gap: reference solver (default: best reached / best bound)")
+                    help="profile/anytime --gap: reference solver (default: best reached / best bound); "
+                         "profile also takes 'optimum' (the certified optimum, e.g. brb) or 'bound' (tightest bound)")
     pl.add_argument("--gap", action="store_true", help="anytime: plot the gap to the reference solver")
 
     rp = subparsers.add_parser("report", help="write a self-contained HTML report (leaderboards, figures)")
