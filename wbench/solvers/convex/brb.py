@@ -31,7 +31,10 @@ The algorithm, on boxes ``[a, b]`` of rate space (``f(r) = alpha . r``):
   precoder: a candidate for ``LB``) and an infeasible ``t_hi``. As no feasible point dominates the
   infeasible ``c = a + t_hi (b - a)``, every feasible point of the box has some ``r_k < c_k``, so its upper
   bound is ``f(b) - (1 - t_hi) min_k alpha_k (b_k - a_k)`` (a polyblock cut, Tuy et al. Section 2), not
-  just ``f(b)``. The bisection stops once ``f(b - a) (t_hi - t_lo)`` is below half the tolerance.
+  just ``f(b)``. The bisection stops once ``f(b - a) (t_hi - t_lo)`` is below half the tolerance. A box
+  keeps the last few certified-infeasible and feasible points of its ancestors (``MAX_CUTS``): each
+  infeasible one bounds it the same way (the smallest such bound counts) and may prove a corner infeasible,
+  each feasible one may prove its lower corner feasible, without solving a power minimisation.
 
 Every bound used to discard is certified (an iterate of the monotone fixed point above the budget); a point
 the oracle leaves ``undecided`` (rounding, exactly on the boundary) is never used to discard, nor as a
@@ -72,6 +75,8 @@ from .powermin import PowerMinResult, SocpPowerMin, fixed_point, sinr_targets
 
 #: Largest number of users ``brb`` accepts (module docstring).
 MAX_USERS = 4
+#: Known infeasible (and feasible) points a box keeps from its ancestors, most recent first.
+MAX_CUTS = 8
 #: The bisection on a box's diagonal stops at this fraction of the tolerance (in objective units).
 LINE_TOL = 0.5
 
@@ -153,46 +158,75 @@ def brb(H: np.ndarray, weights: np.ndarray, sigma2: float, power: float, epsilon
     if users.size == 0:
         return BrbResult(best_V, lower, lower, 0, 0, True, "no user has a positive weight")
     r_max = np.log2(1.0 + float(power) * np.sum(np.abs(Hs) ** 2, axis=1) / float(sigma2))
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+    heap: list[tuple[float, int, np.ndarray, np.ndarray, tuple, tuple]] = []
     counter = itertools.count()
     solved_upper = -math.inf  # f(b) of boxes whose upper corner was found feasible
 
-    def process(a: np.ndarray, b: np.ndarray, a_feasible: bool) -> None:
+    def cut_bound(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+        """The upper bound on ``[a, b]`` given the infeasible point ``c`` (``-inf``: no feasible point)."""
+        escape = c > a  # a feasible x of the box has x_k < c_k for some such k
+        if not escape.any():
+            return -math.inf
+        return float(w @ b) - float(np.min((w * np.maximum(b - c, 0.0))[escape]))
+
+    def process(a: np.ndarray, b: np.ndarray, cuts: tuple, feas: tuple) -> None:
+        """Reduce and bound the box ``[a, b]``; ``cuts``: certified-infeasible points known from its
+        ancestors, ``feas``: feasible points known from them (``R`` is normal: what lies below a feasible
+        point is feasible, above an infeasible one infeasible)."""
         nonlocal solved_upper
         fb = float(w @ b)
         a = np.maximum(a, b - (fb - lower) / w)  # reduce: points of the box with f >= lower
         if np.any(a > b) or fb <= lower:
             return
-        if not a_feasible or np.any(a > a_in):
+        ub = min([fb] + [cut_bound(a, b, c) for c in cuts])
+        if ub <= lower:
+            return
+        cuts = tuple(c for c in cuts if np.any(c < b))[-MAX_CUTS:]  # a cut above b says nothing here
+        if not any(np.all(a <= p) for p in feas):
             res = oracle(a)
             if res.verdict == "infeasible":
                 return
             offer(res)
-            a_feasible = res.verdict == "feasible"
-        res_b = oracle(b)
-        if res_b.verdict == "feasible":
-            offer(res_b)
-            solved_upper = max(solved_upper, fb)
-            return
-        t_hi = 1.0 if res_b.verdict == "infeasible" else math.nan  # smallest certified-infeasible t
-        if a_feasible:
-            t_lo, t_top = 0.0, 1.0
-            span = float(w @ (b - a))
-            while span * (t_top - t_lo) > LINE_TOL * max(tol(), 1e-12) and t_top - t_lo > 1e-12:
-                mid = 0.5 * (t_lo + t_top)
-                res = oracle(a + mid * (b - a))
-                if res.verdict == "feasible":
-                    offer(res)
-                    t_lo = mid
-                else:
-                    t_top = mid
-                    if res.verdict == "infeasible":
-                        t_hi = mid
-        ub = fb - (1.0 - t_hi) * float(np.min(w * (b - a))) if t_hi == t_hi else fb
-        heapq.heappush(heap, (-ub, next(counter), a, b))
+            if res.verdict != "feasible":  # undecided: keep the box as it is, unexplored
+                heapq.heappush(heap, (-ub, next(counter), a, b, cuts, feas))
+                return
+            feas = feas + (a,)
+        b_known_infeasible = any(np.all(c <= b) for c in cuts)
+        if not b_known_infeasible:
+            res_b = oracle(b)
+            if res_b.verdict == "feasible":
+                offer(res_b)
+                solved_upper = max(solved_upper, fb)
+                return
+            if res_b.verdict == "infeasible":
+                cuts = (cuts + (b,))[-MAX_CUTS:]
+        t_lo, t_top = 0.0, 1.0
+        span = float(w @ (b - a))
+        t_hi = math.nan  # smallest certified-infeasible t found on the segment
+        while span * (t_top - t_lo) > LINE_TOL * max(tol(), 1e-12) and t_top - t_lo > 1e-12:
+            mid = 0.5 * (t_lo + t_top)
+            point = a + mid * (b - a)
+            if any(np.all(c <= point) for c in cuts):
+                t_top = t_hi = mid
+                continue
+            res = oracle(point)
+            if res.verdict == "feasible":
+                offer(res)
+                t_lo = mid
+            else:
+                t_top = mid
+                if res.verdict == "infeasible":
+                    t_hi = mid
+        if t_lo > 0:
+            feas = (feas + (a + t_lo * (b - a),))[-MAX_CUTS:]
+        if t_hi == t_hi:
+            c = a + t_hi * (b - a)
+            cuts = (cuts + (c,))[-MAX_CUTS:]
+            ub = min(ub, cut_bound(a, b, c))
+        if ub > lower:
+            heapq.heappush(heap, (-ub, next(counter), a, b, cuts, feas))
 
-    a_in = np.zeros_like(r_max)  # reused by process(): the parent's (known feasible) lower corner
-    process(np.zeros_like(r_max), r_max, a_feasible=True)
+    process(np.zeros_like(r_max), r_max, (), (np.zeros_like(r_max),))
     nodes = 0
     reason = "certified"
     while True:
@@ -207,15 +241,14 @@ def brb(H: np.ndarray, weights: np.ndarray, sigma2: float, power: float, epsilon
         if stop is not None and stop():
             reason = "time budget spent"
             break
-        _, _, a, b = heapq.heappop(heap)
+        _, _, a, b, cuts, feas = heapq.heappop(heap)
         nodes += 1
         j = int(np.argmax(w * (b - a)))
         mid = 0.5 * (a[j] + b[j])
         b_low, a_up = b.copy(), a.copy()
         b_low[j], a_up[j] = mid, mid
-        a_in = a
-        process(a.copy(), b_low, a_feasible=True)
-        process(a_up, b.copy(), a_feasible=False)
+        process(a.copy(), b_low, cuts, feas)
+        process(a_up, b.copy(), cuts, feas)
     upper = max(-heap[0][0] if heap else -math.inf, solved_upper, lower)
     certified = upper - lower <= tol()
     if certified:
@@ -227,7 +260,7 @@ class Brb(Solver):
     """The certified optimum of the weighted sum rate over linear precoders, by BRB (module docstring)."""
 
     name = "brb"
-    version = "1"
+    version = "2"
     description = ("certified global optimum of linear precoding by branch-reduce-and-bound "
                    "(Björnson & Jorswieck 2013), K <= 4")
     tags = frozenset({"optimum"})
