@@ -25,6 +25,10 @@ The algorithm, on boxes ``[a, b]`` of rate space (``f(r) = alpha . r``):
   objective most);
 * reduce (Tuy et al., Section 3): the points of ``[a, b]`` with ``f >= LB`` have
   ``r_k >= b_k - (f(b) - LB) / alpha_k``, so ``a`` is raised to that (the box is dropped if it empties);
+* reduce the upper corner (Tuy et al., Section 3): with ``a`` feasible, user ``k``'s rate in the box is
+  below any ``s`` with ``a + (s - a_k) e_k`` infeasible (such a point is dominated by every point of the
+  box with ``r_k >= s``), so ``b_k`` drops to the smallest such ``s`` a short bisection (``UPPER_STEPS``
+  steps) certifies;
 * bound: a box whose lower corner ``a`` is certified infeasible holds no feasible point (``R`` is normal)
   and is dropped; a box whose upper corner ``b`` is feasible is solved (``f(b)`` is achieved). Otherwise a
   bisection on the segment ``a + t (b - a)`` finds the boundary of ``R`` between a feasible ``t_lo`` (a
@@ -77,6 +81,8 @@ from .powermin import PowerMinResult, SocpPowerMin, fixed_point, sinr_targets
 
 #: Largest number of users ``brb`` accepts (module docstring).
 MAX_USERS = 4
+#: Bisection steps of the upper-corner reduction, per user and box (0: no upper-corner reduction).
+UPPER_STEPS = 3
 #: Known infeasible (and feasible) points a box keeps from its ancestors, most recent first.
 MAX_CUTS = 8
 #: The bisection on a box's diagonal stops at this fraction of the tolerance (in objective units).
@@ -193,6 +199,34 @@ def brb(H: np.ndarray, weights: np.ndarray, sigma2: float, power: float, epsilon
                 heapq.heappush(heap, (-ub, next(counter), a, b, cuts, feas))
                 return
             feas = feas + (a,)
+        if UPPER_STEPS:
+            b = b.copy()
+            for k in range(b.size):  # Tuy's upper-corner reduction: user k's largest rate above a
+                if w[k] * (b[k] - a[k]) <= LINE_TOL * max(tol(), 1e-12):
+                    continue
+                lo, hi = a[k], b[k]
+                end = a.copy()
+                end[k] = hi
+                if not any(np.all(c <= end) for c in cuts):
+                    res = oracle(end)
+                    if res.verdict != "infeasible":
+                        offer(res)
+                        continue
+                for _ in range(UPPER_STEPS):
+                    end[k] = 0.5 * (lo + hi)
+                    res = oracle(end)
+                    if res.verdict == "undecided":
+                        break
+                    if res.verdict == "feasible":
+                        offer(res)
+                        lo = end[k]
+                    else:
+                        hi = end[k]
+                b[k] = hi  # a + (hi - a_k) e_k is infeasible: no feasible point of the box has r_k >= hi
+            fb = float(w @ b)
+            ub = min(ub, fb)
+            if fb <= lower:
+                return
         b_known_infeasible = any(np.all(c <= b) for c in cuts)
         if not b_known_infeasible:
             res_b = oracle(b)
@@ -262,7 +296,7 @@ class Brb(Solver):
     """The certified optimum of the weighted sum rate over linear precoders, by BRB (module docstring)."""
 
     name = "brb"
-    version = "2"
+    version = "3"
     description = ("certified global optimum of linear precoding by branch-reduce-and-bound "
                    "(Björnson & Jorswieck 2013), K <= 4")
     tags = frozenset({"optimum"})
