@@ -451,3 +451,30 @@ def test_import_wbench_stays_light():
 def test_pandas_frames_are_plain(miso_db):
     data = sweep.sweep_data(rows_of(miso_db))
     assert isinstance(data, pd.DataFrame) and {"x", "solver", "mean", "ci_low", "ci_high"} <= set(data.columns)
+
+
+def test_profile_against_the_optimum_and_the_tightest_bound_by_tag():
+    # hand-built: per channel i the optimum (brb, tag optimum) is 10 + i, the bounds 12 + i and 11 + i + 0.5;
+    # 'close' reaches 99.5% of the optimum, 'far' 95%: at target 0.99 only 'close' solves every instance.
+    def tagged(rows, tag):
+        for r in rows:
+            r["tags"] = tag
+        return rows
+
+    cfg = [{"K": 2}]
+    rows = (tagged(fake_rows(cfg, {"brb": lambda p, i: (10.0 + i, 1.0)}, 3), "optimum")
+            + tagged(fake_rows(cfg, {"dpc": lambda p, i: (12.0 + i, 0.001)}, 3), "bound")
+            + tagged(fake_rows(cfg, {"cf": lambda p, i: (11.5 + i, 0.001)}, 3), "bound")
+            + fake_rows(cfg, {"close": lambda p, i: (0.995 * (10.0 + i), 0.01),
+                              "far": lambda p, i: (0.95 * (10.0 + i), 0.02)}, 3))
+    times = profile.solve_times(rows, target=0.99, reference="optimum")
+    assert set(times["ref_utility"]) == {10.0, 11.0, 12.0}
+    ok = times.groupby("solver")["time"].apply(lambda t: bool(np.isfinite(t).all()))
+    assert ok["close"] and not ok["far"]
+    bound = profile.solve_times(rows, target=0.99, reference="bound")
+    assert set(bound["ref_utility"]) == {11.5, 12.5, 13.5}  # the tightest bound per channel
+    data = profile.profile_data(rows, target=0.99, reference="optimum")
+    assert data.attrs["success"]["close"] == 1.0 and data.attrs["success"]["far"] == 0.0
+    assert "certified optimum" in all_text(profile.draw_profile(data))
+    with pytest.raises(ParamError, match="tagged optimum"):
+        profile.solve_times([r for r in rows if r["tags"] != "optimum"], reference="optimum")

@@ -89,3 +89,38 @@ def test_paired_aligns_on_instances():
     b = pd.Series([0.0, 2.0], index=[1, 2])
     win, gap = paired(a, b)
     assert win == pytest.approx(1.0) and gap == pytest.approx(1.5)  # instances 1 and 2 only
+
+
+def test_gaps_to_the_optimum_and_to_the_bound_are_paired_per_channel():
+    # hand numbers: optimum 10, 8, 6, 4 on channels 0-3; bounds 12, 9, 7, 5 (dpc) and 11, 10, 7, 5 (another):
+    # the tightest bound per channel is 11, 9, 7, 5.
+    opt = rows_for("brb", [10.0, 8.0, 6.0, 4.0], tags="optimum")
+    dpc = rows_for("dpc", [12.0, 9.0, 7.0, 5.0], tags="bound")
+    other_bound = rows_for("cf", [11.0, 10.0, 7.0, 5.0], tags="bound")
+    # 'a' fails on channel 2: its gaps are over channels 0, 1, 3 only
+    a = rows_for("a", [9.0, 8.0, 1.0, 3.0], ["ok", "ok", "infeasible", "ok"])
+    b = rows_for("b", [10.0, 7.0, 6.0, 2.0])
+    lb = leaderboard(opt + dpc + other_bound + a + b).set_index("solver")
+    assert lb.loc["a", "gap_opt"] == pytest.approx((1 + 0 + 1) / 3)
+    assert lb.loc["a", "gap_opt_rel"] == pytest.approx((1 / 10 + 0 / 8 + 1 / 4) / 3)
+    assert lb.loc["b", "gap_opt"] == pytest.approx((0 + 1 + 0 + 2) / 4)
+    assert lb.loc["b", "gap_opt_rel"] == pytest.approx((0 + 1 / 8 + 0 + 2 / 4) / 4)
+    assert lb.loc["a", "gap_bound"] == pytest.approx((2 + 1 + 2) / 3)
+    assert lb.loc["b", "gap_bound_rel"] == pytest.approx((1 / 11 + 2 / 9 + 1 / 7 + 3 / 5) / 4)
+    assert lb.loc["brb", "gap_bound"] == pytest.approx((1 + 1 + 1 + 1) / 4)
+    assert math.isnan(lb.loc["brb", "gap_opt"]) and math.isnan(lb.loc["dpc", "gap_bound"])
+    # order: bounds, then the optimum (unranked), then the ranked solvers; no heuristic ranked above it
+    order = list(lb.index)
+    assert order[:2] == ["dpc", "cf"] and order[2] == "brb" and order[3:] == ["b", "a"]
+    assert pd.isna(lb.loc["brb", "rank"]) and lb.loc["b", "rank"] == 1
+    assert lb.loc["brb", "feasible_rate"] == 1.0
+    assert {"gap_opt", "gap_opt_rel", "gap_bound", "gap_bound_rel"} <= set(to_csv(lb.reset_index()).splitlines()[0]
+                                                                           .split(","))
+
+
+def test_no_reference_no_gap_columns_and_one_reference_alone():
+    plain = leaderboard(rows_for("a", [1.0, 2.0]) + rows_for("b", [2.0, 2.0]))
+    assert not any(c.startswith("gap_") for c in plain.columns)
+    with_bound = leaderboard(rows_for("a", [1.0, 2.0]) + rows_for("dpc", [3.0, 3.0], tags="bound"))
+    assert "gap_bound" in with_bound.columns and "gap_opt" not in with_bound.columns
+    assert with_bound.set_index("solver").loc["a", "gap_bound"] == pytest.approx(1.5)

@@ -18,7 +18,8 @@ from wbench.store import Store
 
 #: Smaller budgets for the solvers whose defaults are paper-scale (tens of seconds per channel); every other
 #: registered solver runs with its defaults. The per-solver test files check the defaults themselves.
-QUICK = {"mlbf": "outer=20", "multistart": "starts=3", "metaopt": "iters=100", "adam": "iters=100"}
+QUICK = {"mlbf": "outer=20", "multistart": "starts=3", "metaopt": "iters=100", "adam": "iters=100",
+         "brb": "epsilon=0.01,max_seconds=2"}
 
 
 def run_all(tmp_path, reg, set_params, instances, seed=0):

@@ -121,3 +121,28 @@ def test_list_shows_the_values_solvers_really_use(capsys, fresh_registry):
     assert fast.effective_options(fast.resolve_options({}))["outer"] == 25
     assert "outer=500" in out and "outer=25" in out and "outer=0," not in out and "hidden=0," not in out
     assert max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_optimum_row_and_gap_columns_in_the_tables():
+    from tests.test_leaderboard import rows_for
+
+    rows = (rows_for("brb", [10.0, 8.0], tags="optimum") + rows_for("dpc-bound", [12.0, 9.0], tags="bound")
+            + rows_for("wmmse", [9.0, 8.0]) + rows_for("mrt", [5.0, 4.0], tags="baseline"))
+    lb = leaderboard(rows)
+    out = render(lb)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    header = next(line for line in lines if "solver" in line)
+    assert "to opt" in header and "to bound" not in header and "gap to opt %" not in header
+    brb_line = next(line for line in lines if " brb " in line)
+    assert "opt" in brb_line.split("│")[1]
+    wm_line = next(line for line in lines if " wmmse " in line)
+    assert "0.500" in wm_line  # mean of (10 - 9, 8 - 8)
+    wide = render(lb, width=250, wide=True)
+    md = to_markdown(lb)
+    for text in (wide, md):
+        for col in ("gap to opt", "gap to opt %", "gap to bound", "gap to bound %"):
+            assert col in text
+    row = next(line for line in md.splitlines() if line.startswith("| opt | brb"))
+    assert "| - |" in row  # no gap of the optimum to itself
+    assert "5.00%" in next(line for line in md.splitlines() if "| wmmse |" in line)  # (1/10 + 0/8) / 2

@@ -27,6 +27,21 @@ column ``metric_<name>``: its mean over the ``ok`` runs that have it.
 Ranking: solvers are ordered by feasible rate, then mean utility, so a solver that is infeasible on some
 channel never ranks above one that is feasible on all. Solvers tagged ``bound`` or ``reference`` (a value that
 bounds nothing, e.g. fully-digital WMMSE beside hybrid designs) are listed first, unranked.
+Solvers tagged ``optimum`` (``brb``: a certified global optimum, a real feasible answer scored like any
+other) are listed next, also unranked, so that no heuristic is ever ranked above the optimum of its own
+channels; the win rate and gap to the best of an optimum row compare it with the rank-1 solver like any row.
+
+Gaps to references (DESIGN.md, "a reference per instance"), added only where the configuration has one:
+
+* ``gap_opt``: mean over channels of ``optimum_i - u_i``, paired on the same channel indices, where the
+  reference is the largest ``ok`` utility of the configuration's ``optimum`` rows on channel ``i``;
+  ``gap_opt_rel`` the mean of ``(optimum_i - u_i) / |optimum_i|``;
+* ``gap_bound``, ``gap_bound_rel``: the same against the smallest utility of the ``bound`` rows on channel
+  ``i`` (the tightest bound: DPC capacity, a closed form). A bound computed on what the solvers saw (imperfect
+  channel knowledge) has no utility, so no gap to it.
+
+Both are over the channels where the row's run is ``ok`` and the reference exists (an infeasible answer has
+no gap; its share shows in ``feasible_rate``); a reference row has none to itself (NaN).
 """
 
 from __future__ import annotations
@@ -51,6 +66,9 @@ STAT_COLUMNS = [
 IN_SAMPLE_COLUMNS = ["in_sample", "optimism", "optimism_ci_low", "optimism_ci_high"]
 #: Prefix of the columns of run metrics (``metric_<name>``: the mean over ``ok`` runs), added when some run has one.
 METRIC_PREFIX = "metric_"
+#: Added after :data:`STAT_COLUMNS` only when some configuration has an ``optimum`` (resp. ``bound``) row.
+GAP_OPT_COLUMNS = ["gap_opt", "gap_opt_rel"]
+GAP_BOUND_COLUMNS = ["gap_bound", "gap_bound_rel"]
 
 
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -86,6 +104,8 @@ def leaderboard(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     lb["rank"] = lb["rank"].astype("Int64")
     extra = IN_SAMPLE_COLUMNS if lb["in_sample"].notna().any() else []
     extra = extra + sorted(c for c in lb.columns if c.startswith(METRIC_PREFIX))
+    extra += GAP_OPT_COLUMNS if lb["_has_opt"].any() else []
+    extra += GAP_BOUND_COLUMNS if lb["_has_bound"].any() else []
     cols = ["scenario"] + param_cols + ["seed", "channels"] + STAT_COLUMNS + extra + ["fingerprint", "config_key"]
     return lb[cols].reset_index(drop=True)
 
@@ -97,12 +117,15 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
     fp = set_fingerprint(list(by_instance["fingerprint"]))
     rows: list[dict[str, Any]] = []
     scores: dict[str, pd.Series] = {}
+    refs: dict[str, list[pd.Series]] = {"opt": [], "bound": []}
     for disp, g in cfg.groupby("display", sort=False):
         ok = g[g["status"] == "ok"]
         u = ok["utility"].astype(float).dropna().to_numpy()  # a bound on an in-sample objective has none
         mean, lo, hi = _mean_ci(u)
         in_sample, optimism = _in_sample(ok)
-        is_bound = bool(VALUE_TAGS & set(str(g["tags"].iloc[0]).split(",")))  # bound or reference: unranked
+        tags = str(g["tags"].iloc[0]).split(",")
+        is_bound = bool(VALUE_TAGS & set(tags))  # bound or reference: a value row, unranked
+        is_opt = "optimum" in tags and not is_bound
         feasible = (g["status"] == "ok").mean() if not is_bound else math.nan
         walls = g.loc[g["status"].isin(["ok", "infeasible", "timeout"]), "wall_s"].astype(float)
         viol = g["max_violation"].astype(float)
@@ -131,23 +154,41 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
             "fingerprint": fp,
             "config_key": first["config_key"],
             "_bound": is_bound,
+            "_opt": is_opt,
         }
         for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
         row.update(_metric_means(ok))
         rows.append(row)
+        s = g.set_index("instance")
         if not is_bound:
-            s = g.set_index("instance")
             scores[disp] = s["utility"].astype(float).where(s["status"] == "ok", -np.inf)
+        if is_bound or is_opt:
+            ref = s["utility"].astype(float).where(s["status"] == "ok")
+            if is_opt:
+                refs["opt"].append(ref)
+            elif "bound" in tags:  # a reference value (not a bound) is no target for gap_bound
+                refs["bound"].append(ref)
     ranked = sorted(
-        (r for r in rows if not r["_bound"]),
+        (r for r in rows if not r["_bound"] and not r["_opt"]),
         key=lambda r: (-_nz(r["feasible_rate"]), -_nz(r["mean"]), r["solver"]),
     )
     for i, r in enumerate(ranked, start=1):
         r["rank"] = i
     best = ranked[0]["solver"] if ranked else None
+    # per channel: the best certified optimum, the tightest bound (NaN where none has an ok answer)
+    opt = pd.concat(refs["opt"], axis=1).max(axis=1) if refs["opt"] else None
+    bound = pd.concat(refs["bound"], axis=1).min(axis=1) if refs["bound"] else None
     for r in rows:
-        r["_rank_sort"] = r.get("rank", 0)
+        mine = scores.get(r["solver"])
+        r["_has_opt"], r["_has_bound"] = opt is not None, bound is not None and bool(bound.notna().any())
+        r["gap_opt"], r["gap_opt_rel"] = (math.nan, math.nan) if r["_opt"] or mine is None else reference_gap(
+            mine, opt)
+        r["gap_bound"], r["gap_bound_rel"] = (math.nan, math.nan) if mine is None else reference_gap(mine, bound)
+    for r in rows:
+        r["_rank_sort"] = r.get("rank", 0.5 if r["_opt"] else 0)
+        if r["_opt"]:
+            r["rank"] = None
         if r["_bound"] or best is None:
             r["rank"] = None
             r["win_rate"] = r["mean_gap"] = math.nan
@@ -195,6 +236,22 @@ def _mean_ci(u: np.ndarray) -> tuple[float, float, float]:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.975, u.size - 1) * u.std(ddof=1) / math.sqrt(u.size))
     return mean, mean - half, mean + half
+
+
+def reference_gap(u: pd.Series, ref: pd.Series | None) -> tuple[float, float]:
+    """Mean of ``ref_i - u_i`` and of ``(ref_i - u_i) / |ref_i|`` over the channels ``i`` where both are finite
+    (``u`` is minus infinity where a run is not ``ok``, ``ref`` NaN where there is no reference)."""
+    if ref is None:
+        return math.nan, math.nan
+    u, ref = u.align(ref, join="inner")
+    both = np.isfinite(u.to_numpy()) & np.isfinite(ref.to_numpy())
+    if not both.any():
+        return math.nan, math.nan
+    diff = ref.to_numpy()[both] - u.to_numpy()[both]
+    scale = np.abs(ref.to_numpy()[both])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(scale > 0, diff / scale, np.nan)
+    return float(diff.mean()), (float(np.nanmean(rel)) if np.isfinite(rel).any() else math.nan)
 
 
 def paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:

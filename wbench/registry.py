@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.hybrid.altmin",
     "wbench.solvers.hybrid.reference",
     "wbench.solvers.gradient.gml",
+    "wbench.solvers.convex.brb",
 )
 
 

@@ -76,24 +76,48 @@ def _stalled(r: pd.Series) -> str:
     return str(int(n)) if n == n and n else "-"
 
 
+#: The reference-gap columns of :func:`display_rows` (leaderboard column, header), in display order.
+GAP_COLUMNS = (("gap_opt", "gap to opt"), ("gap_opt_rel", "gap to opt %"), ("gap_bound", "gap to bound"),
+               ("gap_bound_rel", "gap to bound %"))
+
+
+def _row_kind(r: pd.Series) -> str:
+    """``bound``, ``ref`` (a reference value that bounds nothing), ``opt`` (a certified optimum, unranked) or the
+    rank as text."""
+    tags = str(r.get("tags", "")).split(",")
+    if "reference" in tags:
+        return "ref"
+    if "bound" in tags or (pd.isna(r["rank"]) and "optimum" not in tags):
+        return "bound"
+    return "opt" if "optimum" in tags else str(int(r["rank"]))
+
+
 def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and text cells shared by the terminal table and Markdown."""
+    """Header and text cells shared by the terminal table and Markdown.
+
+    The rank column reads ``bound`` for a bound row and ``opt`` for a certified-optimum row (both unranked);
+    where the leaderboard has gaps to references, ``gap to opt`` / ``gap to bound`` (mean of reference minus
+    utility, bit/s/Hz or the scenario's unit) and their relative versions in percent follow the paired gap
+    to the best."""
     varying, _ = split_params(lb)
     varying = [c for c in varying if c not in ("channels",)]
     optimism = has_in_sample(lb)
     metrics = [c for c in lb.columns if c.startswith(METRIC_PREFIX)]
+    gaps = [(c, h) for c, h in GAP_COLUMNS if c in lb.columns]
     header = varying + ["#", "solver", "budget", "n", "mean [95% CI]"] \
         + (["in-sample", "optimism [95% CI]"] if optimism else []) \
         + [c[len(METRIC_PREFIX):].replace("_", " ") for c in metrics] \
-        + ["time med", "time p90", "iters", "feasible", "max viol", "stalled", "win vs best", "gap to best",
-           "failures"]
+        + ["time med", "time p90", "iters", "feasible", "max viol", "stalled", "win vs best", "gap to best"] \
+        + [h for _, h in gaps] + ["failures"]
     cells = []
     for _, r in lb.iterrows():
         ci = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
         extra = [_fmt(r["in_sample"]), f"{_fmt(r['optimism'], '+.3f')} [{_fmt(r['optimism_ci_low'], '+.3f')}, "
                  f"{_fmt(r['optimism_ci_high'], '+.3f')}]"] if optimism else []
-        is_bound = bool(pd.isna(r["rank"]))
-        rank = ("ref" if "reference" in str(r["tags"]).split(",") else "bound") if is_bound else str(int(r["rank"]))
+        rank = _row_kind(r)
+        is_bound = rank in ("bound", "ref")
+        gap_cells = [_fmt(r[c] * 100, ".2f") + ("%" if r[c] == r[c] else "") if c.endswith("_rel")
+                     else _fmt(r[c], ".3f") for c, _ in gaps]
         win = "best" if rank == "1" else _fmt(r["win_rate"] * 100 if r["win_rate"] == r["win_rate"] else None, ".0f")
         if win not in ("best", "-"):
             win += "%"
@@ -104,7 +128,7 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci] + extra
             + [_fmt(r[c]) for c in metrics]
             + [_time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
-               feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f"), _failures(r)]
+               feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f")] + gap_cells + [_failures(r)]
         )
     return header, cells
 
@@ -129,7 +153,8 @@ def to_csv(lb: pd.DataFrame) -> str:
 TABLE_WIDTH = 120
 #: Columns of the full table that the default terminal table leaves out (``--wide`` shows them).
 WIDE_ONLY = ("time p90", "iters", "max viol")
-_SHORT = {"mean [95% CI]": "mean ± 95% CI", "win vs best": "win", "gap to best": "gap"}
+_SHORT = {"mean [95% CI]": "mean ± 95% CI", "win vs best": "win", "gap to best": "gap", "gap to opt": "to opt",
+          "gap to bound": "to bound"}
 
 
 def make_console(wide: bool = False) -> Any:
@@ -156,15 +181,18 @@ def terminal_rows(lb: pd.DataFrame, width: int = TABLE_WIDTH, wide: bool = False
 
     The default (narrow) table keeps what a reader compares at a glance: the varying parameters, rank,
     solver, budget, n, mean with its 95% interval as ``mean ± half-width`` (Student-t, symmetric), median
-    time, feasible rate and the paired win rate and gap to the best; the failures and stalled columns only
-    when some run failed or stopped early. Budgets stay in the table when it then fits ``width``; otherwise the longest budgets, one by
+    time, feasible rate and the paired win rate and gap to the best, and one reference gap (``to opt`` where
+    there is an optimum row, else ``to bound``); the failures and stalled columns only when some run failed
+    or stopped early. Budgets stay in the table when it then fits ``width``; otherwise the longest budgets, one by
     one, become numbered references to a legend printed under the table, and if that is not enough, solver
     labels may wrap after the commas of their options. ``wide``: every column of :func:`display_rows`.
     """
     header, cells = display_rows(lb)
     if wide:
         return header, cells, []
-    keep = [j for j, h in enumerate(header) if h not in WIDE_ONLY]
+    gap_heads = [h for _, h in GAP_COLUMNS if h in header]
+    narrow_gap = next((h for h in ("gap to opt", "gap to bound") if h in header), None)
+    keep = [j for j, h in enumerate(header) if h not in WIDE_ONLY and (h not in gap_heads or h == narrow_gap)]
     for name in ("failures", "stalled"):  # shown only when some run failed / stopped early
         j = header.index(name)
         if all(r[j] == "-" for r in cells):
@@ -224,7 +252,7 @@ def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> No
         if prev is not None and key != prev:
             table.add_section()
         prev = key
-        style = "dim" if row[rank] in ("bound", "ref") else None
+        style = "dim" if row[rank] in ("bound", "ref") else ("bold" if row[rank] == "opt" else None)
         table.add_row(*(Text(c) for c in row), style=style)  # Text: "wmmse[init=mrt]" is not markup
     console.print(table)
     for i, text in enumerate(legend, start=1):
@@ -236,6 +264,9 @@ def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> No
            if has_in_sample(lb) else "")
         + (" stalled: runs that stopped early with budget left (e.g. a failed line search)."
            if "stalled" in lb.columns and bool((lb["stalled"].fillna(0) > 0).any()) else "")
-        + ("" if wide else " More columns (time p90, iters, max viol, failures): --wide."),
+        + (" opt: a certified global optimum (unranked); to opt / to bound: mean over the same channels of the "
+           "reference minus the utility." if any(c in lb.columns for c, _ in GAP_COLUMNS) else "")
+        + ("" if wide else " More columns (time p90, iters, max viol, failures"
+           + (", relative gaps" if any(c in lb.columns for c, _ in GAP_COLUMNS) else "") + "): --wide."),
         highlight=False,
     )

@@ -1,7 +1,7 @@
 """Solver selection on the command line, benchopt-style: ``"wmmse[max_iter=10,init=mrt],mrt,baseline"``.
 
 An item is a solver name with optional ``[key=value,...]`` options, or a tag (``baseline``,
-``conventional``, ``meta``, ``bound``, ``reference``) that expands to every solver with that tag supporting the scenario.
+``conventional``, ``meta``, ``bound``, ``reference``, ``optimum``) that expands to every solver with that tag supporting the scenario.
 The resolved options are part of a run's identity; the label shows the options that differ from the
 defaults, in sorted order, so that equal configurations get equal labels however they were typed.
 """

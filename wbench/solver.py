@@ -19,7 +19,7 @@ import numpy as np
 from .params import Param, resolve
 from .problem import Problem, Vars, to_numpy_vars
 
-TAGS = ("baseline", "conventional", "meta", "bound", "reference")
+TAGS = ("baseline", "conventional", "meta", "bound", "reference", "optimum")
 #: Tags of solvers that return a value (:attr:`Solution.value`) instead of variables: listed unranked.
 #: ``reference``: a value that is not a bound (e.g. a fully-digital local method beside hybrid designs).
 VALUE_TAGS = frozenset({"bound", "reference"})
@@ -136,7 +136,8 @@ class Solver:
     Class attributes a subclass sets:
 
     * ``name``, ``version``, ``description``;
-    * ``tags``: a subset of ``baseline``, ``conventional``, ``meta``, ``bound``;
+    * ``tags``: a subset of ``baseline``, ``conventional``, ``meta``, ``bound``, ``optimum`` (a solver whose
+      answer is a certified global optimum, e.g. ``brb``: scored like any solver, listed apart in leaderboards);
     * ``scenarios``: names of supported scenarios, or ``None`` for a generic solver that works on any
       problem for which :meth:`supports_problem` is true;
     * ``options``: the option schema; ``budget_options`` are shown in the leaderboard's budget column

@@ -3,7 +3,7 @@
 
     wbench plot sweep   [--db PATH] [--scenario NAME] [--out FILE.png|.pdf|.svg] [--x PARAM]
     wbench plot anytime [--gap] [--reference SOLVER] ...
-    wbench plot profile [--target F] [--reference SOLVER] ...
+    wbench plot profile [--target F] [--reference SOLVER|optimum|bound] ...
     wbench plot scaling [--x PARAM] ...
     wbench plot NAME [--solver S] [--run KEY] ...   (a kind a plugin registered, e.g. isac's tradeoff, beampattern)
     wbench report [--db PATH] [--scenario NAME] --out DIR
@@ -41,7 +41,8 @@ def add_parsers(subparsers: Any) -> None:
     pl.add_argument("--target", type=float, default=None, metavar="F",
                     help="profile: fraction of the reference utility to reach (default 0.99)")
     pl.add_argument("--reference", default=None, metavar="SOLVER",
-                    help="profile/anytime --gap: reference solver (default: best reached / best bound)")
+                    help="profile/anytime --gap: reference solver (default: best reached / best bound); "
+                         "profile also takes 'optimum' (the certified optimum, e.g. brb) or 'bound' (tightest bound)")
     pl.add_argument("--gap", action="store_true", help="anytime: plot the gap to the reference solver")
     pl.add_argument("--solver", default=None, help="plugin kinds that take it (e.g. beampattern): the solver")
     pl.add_argument("--run", default=None, metavar="KEY", help="plugin kinds that take it: one run (key prefix)")

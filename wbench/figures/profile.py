@@ -6,7 +6,10 @@ Mathematical Programming 91(2), 201-213.
 The instances are the (configuration, channel) pairs of a scenario. On each instance the target is a
 fraction ``target`` (default 0.99) of a reference utility: by default the best utility any solver (bounds
 excluded) reached on that instance, at any checkpoint or in its answer; or the ``ok`` answer of a named
-solver (which may be a bound, e.g. ``dpc-bound``). For a target ``u*`` the threshold is
+solver (which may be a bound, e.g. ``dpc-bound``); or, with the keyword ``optimum``, the certified optimum
+of the instance (the largest ``ok`` utility of the solvers tagged ``optimum``, e.g. ``brb``), and with
+``bound`` the tightest bound (the smallest utility of the solvers tagged ``bound``); a solver whose label is
+one of these words is meant by it. For a target ``u*`` the threshold is
 ``u* - (1 - target) |u*|``. A solver's time on an instance is the time of the first point of its
 best-so-far trace (:func:`wbench.figures.data.best_so_far`: the feasible checkpoints and the returned
 answer at the wall time) whose utility reaches the threshold; a run that is not ``ok``, that never reaches
@@ -50,7 +53,8 @@ def solve_times(rows: Sequence[Mapping[str, Any]], target: float = 0.99,
     target = _check_target(target)
     runs = D.runs_table(rows)
     labels = list(dict.fromkeys(runs["display"]))
-    if reference is not None and reference not in labels:
+    by_tag = reference in REFERENCE_TAGS and reference not in labels
+    if reference is not None and reference not in labels and not by_tag:
         raise ParamError(f"--reference {reference}: no such solver in scenario {runs['scenario'].iloc[0]}; "
                          f"valid: {', '.join(labels)}")
     solvers = [s for s in D.solver_order(runs) if not bool(runs.loc[runs["display"] == s, "is_bound"].iloc[0])]
@@ -61,7 +65,12 @@ def solve_times(rows: Sequence[Mapping[str, Any]], target: float = 0.99,
         curves[(r.config_key, int(r.instance), r.display)] = D.best_so_far(r.trace_list, r.wall_s, r.utility,
                                                                             r.status)
     ref_answer = {}
-    if reference is not None:
+    if by_tag:
+        ref_answer = tag_reference(runs, str(reference))
+        if not ref_answer:
+            raise ParamError(f"--reference {reference}: no solver tagged {reference} has an ok answer in "
+                             f"scenario {runs['scenario'].iloc[0]}")
+    elif reference is not None:
         ok = runs[(runs["display"] == reference) & (runs["status"] == "ok")]
         ref_answer = {(k, int(i)): float(u) for k, i, u in zip(ok["config_key"], ok["instance"], ok["utility"])}
     out, dropped = [], 0
@@ -92,6 +101,19 @@ def solve_times(rows: Sequence[Mapping[str, Any]], target: float = 0.99,
     df = pd.DataFrame(out)
     df.attrs.update(dropped=dropped, solvers=solvers)
     return df
+
+
+#: ``--reference`` keywords: the per-instance reference from the solvers with this tag.
+REFERENCE_TAGS = ("optimum", "bound")
+
+
+def tag_reference(runs: pd.DataFrame, tag: str) -> dict[tuple[str, int], float]:
+    """Per (configuration, instance): the largest ``ok`` utility of the runs tagged ``optimum`` (the best
+    certified optimum), or the smallest of those tagged ``bound`` (the tightest bound)."""
+    tagged = runs[[tag in str(t).split(",") for t in runs["tags"]]]
+    tagged = tagged[(tagged["status"] == "ok") & tagged["utility"].notna()]
+    agg = tagged.groupby(["config_key", "instance"])["utility"].agg("max" if tag == "optimum" else "min")
+    return {(str(k), int(i)): float(u) for (k, i), u in agg.items()}
 
 
 def performance_ratios(times: pd.DataFrame) -> pd.DataFrame:
@@ -184,7 +206,9 @@ def draw_profile(data: pd.DataFrame) -> Any:
     D.legend_outside(fig, axes[0], title="solver (share solved)")
     ref = data.attrs.get("reference")
     tgt = data.attrs["target"]
-    what = (f"{tgt:.0%} of {ref}'s utility" if ref else f"{tgt:.0%} of the best utility any solver reached")
+    what = (f"{tgt:.0%} of the certified optimum" if ref == "optimum" else f"{tgt:.0%} of the tightest bound"
+            if ref == "bound" else f"{tgt:.0%} of {ref}'s utility" if ref
+            else f"{tgt:.0%} of the best utility any solver reached")
     dropped = data.attrs.get("dropped", 0)
     extra = f"; {dropped} instances without a reference answer left out" if dropped else ""
     D.finish(

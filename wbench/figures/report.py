@@ -35,7 +35,7 @@ h1{font-size:1.6em}h2{font-size:1.3em;border-bottom:1px solid #ccc;padding-botto
 h3{font-size:1.05em;margin-top:1.4em}
 table{border-collapse:collapse;font-size:.82em;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td.l,th.l{text-align:left}tr.bound td{color:#666;font-style:italic}
+th{background:#f3f3f3}td.l,th.l{text-align:left}tr.bound td{color:#666;font-style:italic}tr.opt td{font-weight:600}
 tr.sep td{border-top:2px solid #999}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -65,8 +65,8 @@ def leaderboard_html(rows: Sequence[Mapping[str, Any]]) -> str:
     rank = header.index("#")
     for key, row in zip(lb["config_key"], cells):
         cls = []
-        if row[rank] in ("bound", "ref"):
-            cls.append("bound")
+        if row[rank] in ("bound", "ref", "opt"):
+            cls.append("opt" if row[rank] == "opt" else "bound")
         if prev is not None and key != prev:
             cls.append("sep")
         prev = key
@@ -75,7 +75,10 @@ def leaderboard_html(rows: Sequence[Mapping[str, Any]]) -> str:
         out.append("</tr>")
     out.append("</tbody></table>")
     out.append('<p class="note">mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same '
-               "channels against the rank-1 solver; ranking: feasible rate, then mean.</p>")
+               "channels against the rank-1 solver; ranking: feasible rate, then mean"
+               + ("; opt: a certified global optimum (unranked); gap to opt / bound: mean over the same channels "
+                  "of the reference minus the utility" if {"gap to opt", "gap to bound"} & set(header) else "")
+               + ".</p>")
     return "".join(out)
 
 

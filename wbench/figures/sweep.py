@@ -36,7 +36,7 @@ def sweep_data(rows: Sequence[Mapping[str, Any]], x: str | None = None) -> pd.Da
         "x": lb[xname],
         "facet": [D.config_label(r, facets) for r in lb[facets].to_dict("records")] if facets else "all",
         "solver": lb["solver"].astype(str),
-        "bound": lb["rank"].isna().to_numpy(),
+        "bound": np.array(["bound" in str(t).split(",") for t in lb["tags"]], dtype=bool),  # not an optimum row
         "mean": lb["mean"].astype(float),
         "ci_low": lb["ci_low"].astype(float),
         "ci_high": lb["ci_high"].astype(float),
