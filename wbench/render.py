@@ -208,6 +208,22 @@ def terminal_rows(lb: pd.DataFrame, width: int = TABLE_WIDTH, wide: bool = False
         if not inline:
             break
         moved.add(inline[0])  # the longest budget goes to the legend first; short ones stay inline
+    # still too wide (in-sample and metric columns of imperfect-CSI scenarios): the optimism interval gives way
+    # to its point value, then metric columns go from the last one (all of them stay in --wide and the exports)
+    if _width(header, cells) > width and "optimism [95% CI]" in header:
+        j = header.index("optimism [95% CI]")
+        header[j] = "optimism"
+        for row in cells:
+            row[j] = row[j].split(" [")[0]
+    metric_heads = [c[len(METRIC_PREFIX):].replace("_", " ") for c in lb.columns if c.startswith(METRIC_PREFIX)]
+    for h in reversed(metric_heads):
+        if _width(header, cells) <= width:
+            break
+        if h in header:
+            j = header.index(h)
+            header.pop(j)
+            for row in cells:
+                row.pop(j)
     if _width(header, cells) > width:  # still too wide: let long labels wrap after their commas
         j = header.index("solver")
         for row in cells:
