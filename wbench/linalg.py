@@ -67,6 +67,22 @@ def polar_torch(x: "torch.Tensor") -> "torch.Tensor":
     return u @ vh
 
 
+def stacked_matmul(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """``a[i] @ b[i]`` for stacks of matrices (leading batch dimension), bitwise equal to the
+    per-matrix products on the CPU.
+
+    On the CPU each product is its own ``@``: torch's batched product sums small matrices (and matrix-
+    vector shapes) in another order than its single product (rounding-level differences that a
+    chaotic iteration, e.g. Adam near a projection's kink, can amplify), and a batched solver must give the
+    unbatched results exactly. On other devices (GPUs) one batched product.
+    """
+    import torch
+
+    if a.device.type != "cpu":
+        return a @ b
+    return torch.stack([x @ y for x, y in zip(a.unbind(0), b.unbind(0))])
+
+
 def unitary_residual(x: np.ndarray) -> float:
     """``||x^H x - I||_F`` of a square matrix."""
     return float(np.linalg.norm(x.conj().T @ x - np.eye(x.shape[-1])))

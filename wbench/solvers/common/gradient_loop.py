@@ -423,7 +423,7 @@ class BatchSetup:
     def x0(self) -> TorchVars:
         import torch
 
-        return {k: torch.stack([s.x0[k] for s in self.setups]) for k in self.first.x0}
+        return {k: stack_rows([s.x0[k] for s in self.setups]) for k in self.first.x0}
 
     def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
         """The meta-loss of every realisation (a vector), the terms in :meth:`Setup.loss`'s order."""
@@ -450,7 +450,7 @@ class BatchSetup:
         if name not in self.first.projected:
             return value
         if not bool(self.active.all()):
-            start = torch.stack([s.x0[name] for s in self.setups])
+            start = stack_rows([s.x0[name] for s in self.setups])
             mask = self.active.reshape(-1, *([1] * (value.dim() - 1)))
             value = torch.where(mask, value, start)
         return self.first.problem.variables[name].constraint.project_torch_batch(value)
@@ -469,6 +469,20 @@ class BatchSetup:
         import torch
 
         return torch.where(self.active, loss, torch.zeros_like(loss)).sum()
+
+
+def stack_rows(rows: list["torch.Tensor"]) -> "torch.Tensor":
+    """``torch.stack(rows)`` in which every row keeps the memory layout of ``rows[0]`` (e.g. a transposed
+    initial point from NumPy): reductions follow the memory order, so a row of the stack is then reduced
+    exactly as the single tensor is in the unbatched run."""
+    import torch
+
+    v = rows[0]
+    if v.dim() < 2 or v.is_contiguous():
+        return torch.stack(rows)
+    order = sorted(range(v.dim()), key=lambda d: -v.stride(d))  # outermost dimension first
+    base = torch.stack([r.permute(order) for r in rows])
+    return base.permute(0, *[order.index(d) + 1 for d in range(v.dim())])
 
 
 def _row(x: Mapping[str, "torch.Tensor"], b: int) -> dict[str, "torch.Tensor"]:
