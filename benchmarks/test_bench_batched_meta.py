@@ -9,10 +9,11 @@ threads for both (default 2, the two cores of the reference machine). The ratio 
 are checked to agree (the same computation up to rounding).
 
 With one network per channel no weight is shared between channels, so batching removes per-iteration
-dispatch overhead (Python, autograd, kernel launches: about 30 small torch calls per iteration and channel)
-but not arithmetic: the matrix-vector products of the networks become batched products of the same size.
-The speedup is therefore large where the per-channel work is small and tends to 1 where the networks' FLOPs
-(and Adam's memory traffic over the weights) dominate.
+overhead (the Python loop, the meta-loss and projections as a few vectorised calls instead of one set per
+channel, one backward pass, one fused Adam call) but no arithmetic: on the CPU each channel's network is
+still applied by its own matrix-vector products (bitwise the unbatched run). The speedup is therefore large
+where the per-channel work is small (``adam``) and tends to 1 where the networks' FLOPs and Adam's memory
+traffic over the weights dominate (``metaopt`` with 400-unit layers).
 """
 
 from __future__ import annotations

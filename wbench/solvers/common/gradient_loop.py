@@ -35,6 +35,15 @@ What this module owns, so that neither solver repeats it:
 The best iterate starts as the initial point ``X0`` with ``L(X0)`` (line 2 of Algorithm 1), so a solver
 never returns anything worse, by meta-loss, than where it started.
 
+The batched path (:func:`solve_staged_batch`, :func:`run_batch`; a solver's ``solve_batch``) runs the
+realisations of one configuration as one computation: every realisation's own :class:`Setup` (from its own
+``ctx``: same start, same generator draws), its variables stacked along a leading dimension, the meta-loss a
+vector (:meth:`~wbench.problem.Problem.loss_torch_batch`, the sets' ``project_torch_batch`` /
+``penalty_torch_batch``) whose sum is differentiated once, the best iterate, checkpoints, stops and final
+projection kept per realisation. On the CPU it reproduces the unbatched rounding (matrix products per
+realisation, rows in the unbatched memory layout), because Adam next to a projection's kink amplifies
+rounding differences into different iterates; seconds budgets are shared, see :func:`run_batch`.
+
 Torch is imported only inside the functions: importing this module stays light.
 """
 
