@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from ...linalg import stack_rows
 from ...params import Param
 from ...problem import Problem, Vars
 from ...solver import RunContext, Solution
@@ -478,20 +479,6 @@ class BatchSetup:
         import torch
 
         return torch.where(self.active, loss, torch.zeros_like(loss)).sum()
-
-
-def stack_rows(rows: list["torch.Tensor"]) -> "torch.Tensor":
-    """``torch.stack(rows)`` in which every row keeps the memory layout of ``rows[0]`` (e.g. a transposed
-    initial point from NumPy): reductions follow the memory order, so a row of the stack is then reduced
-    exactly as the single tensor is in the unbatched run."""
-    import torch
-
-    v = rows[0]
-    if v.dim() < 2 or v.is_contiguous():
-        return torch.stack(rows)
-    order = sorted(range(v.dim()), key=lambda d: -v.stride(d))  # outermost dimension first
-    base = torch.stack([r.permute(order) for r in rows])
-    return base.permute(0, *[order.index(d) + 1 for d in range(v.dim())])
 
 
 def _row(x: Mapping[str, "torch.Tensor"], b: int) -> dict[str, "torch.Tensor"]:
