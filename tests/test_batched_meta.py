@@ -1,4 +1,4 @@
-"""Batched gradient solvers (``metaopt``, ``metaopt-alg3``, ``adam``): ``solve_batch`` == per-realisation ``solve``.
+"""Batched gradient solvers (``metaopt``, ``metaopt-alg3``, ``adam``): ``solve_batch`` == ``solve`` per realisation.
 
 Oracle: the unbatched path, realisation by realisation, with the same seeds (float64, one torch thread as
 the harness runs them). On the CPU the batched path performs every floating-point operation of the
@@ -155,8 +155,9 @@ def test_device_option(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         MetaOpt().solve(prob, {"iters": 2, "device": "cuda"}, RunContext(np.random.default_rng(0)))
-    auto = MetaOpt().solve(prob, {"iters": 4, "device": "auto", "hidden": "16x16x16"}, RunContext(np.random.default_rng(0)))
-    cpu = MetaOpt().solve(prob, {"iters": 4, "device": "cpu", "hidden": "16x16x16"}, RunContext(np.random.default_rng(0)))
+    small = {"iters": 4, "hidden": "16x16x16"}
+    auto = MetaOpt().solve(prob, dict(small, device="auto"), RunContext(np.random.default_rng(0)))
+    cpu = MetaOpt().solve(prob, dict(small, device="cpu"), RunContext(np.random.default_rng(0)))
     np.testing.assert_array_equal(auto.x["V"], cpu.x["V"])
     from wbench.params import ParamError
 

@@ -383,8 +383,8 @@ def batch_key(problem: Problem) -> tuple[Any, ...]:
     """Realisations with equal keys can be stacked: same problem class, variables (shapes, sets) and joint
     constraints, and the same warm-start structure."""
     warm = problem.warm_start()
-    return (type(problem), tuple((n, tuple(v.shape), v.complex, v.constraint) for n, v in problem.variables.items()),
-            problem.joint, problem.has_constraints_torch,
+    variables = tuple((n, tuple(v.shape), v.complex, v.constraint) for n, v in problem.variables.items())
+    return (type(problem), variables, problem.joint, problem.has_constraints_torch,
             None if warm is None else (warm.name, batch_key(warm.problem)))
 
 
@@ -395,7 +395,12 @@ def solve_grouped(problems: list[Problem], ctxs: list[RunContext],
         raise ValueError("solve_batch needs one RunContext per problem")
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, p in enumerate(problems):
-        groups.setdefault(batch_key(p), []).append(i)
+        key = batch_key(p)
+        try:
+            hash(key)
+        except TypeError:  # a plugin's unhashable constraint: that realisation runs in a group of its own
+            key = ("alone", i)
+        groups.setdefault(key, []).append(i)
     out: list[Solution | None] = [None] * len(problems)
     for idx in groups.values():
         for i, sol in zip(idx, solve_group([problems[i] for i in idx], [ctxs[i] for i in idx])):
@@ -431,8 +436,6 @@ class BatchSetup:
 
     @property
     def x0(self) -> TorchVars:
-        import torch
-
         return {k: stack_rows([s.x0[k] for s in self.setups]) for k in self.first.x0}
 
     def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":

@@ -440,7 +440,7 @@ def _mlp(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> 
 
 
 def _mlp_batch(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> "torch.Tensor":
-    """:func:`_mlp` of a stack of networks (weights ``[B, out, in]``, biases ``[B, out]``) on inputs ``[B, in]``."""
+    """:func:`_mlp` of a stack of networks (weights ``[B, out, in]``, biases ``[B, out]``), inputs ``[B, in]``."""
     import torch
 
     z = z.unsqueeze(-1)
