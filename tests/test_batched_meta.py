@@ -1,11 +1,16 @@
-"""Batched gradient solvers (``metaopt``, ``metaopt-alg3``, ``adam``): ``solve_batch`` == per-realisation ``solve``.
+"""Batched gradient solvers (``metaopt``, ``metaopt-alg3``, ``adam``): ``solve_batch`` == ``solve`` per realisation.
 
-Oracle: the unbatched path, realisation by realisation, with the same seeds (float64). The batched path stacks
-the realisations (batched matrix products, a vector loss whose sum is differentiated once); only rounding
-differs (a batched matmul sums in another order), so final variables, utilities and traces agree to 1e-6
-relative (measured: 1e-15 to 1e-14 at these sizes), iteration counts and stop reasons exactly. Also: a batch
-of one, mixed shapes, a realisation with a non-finite channel, the harness's batched path against its per-run
-path, and the ``device`` / ``dtype`` options (on the CPU).
+Oracle: the unbatched path, realisation by realisation, with the same seeds (float64, one torch thread as
+the harness runs them). On the CPU the batched path performs every floating-point operation of the
+unbatched one (per-realisation matrix products with torch's own backward, rows in the unbatched memory
+layout), so final variables, traces, utilities and losses agree to 1e-12 relative (the brief's 1e-6, tightened;
+measured: bitwise in most cases, otherwise 1e-16 absolute: a few reductions of the vectorised meta-loss still
+sum in another order). ``adam`` from its default start with projected variables (its leaderboard runs) is
+asserted bitwise: next to a projection's kink it can turn a 1e-16 difference into 1e-3 within a few
+iterations (it did, measured on miso 4x4 at 20 dB, before the batched path kept the start's memory layout),
+and the committed leaderboards, now made through the batched path, must not move. Also: a batch of one,
+mixed shapes, a realisation with a non-finite channel, the harness's batched path against its per-run path,
+and the ``device`` / ``dtype`` options (on the CPU).
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from tests.helpers import bdris_problem, compare, miso_problem, stored
 from wbench.solver import RunContext
 from wbench.solvers.gradient.adam import Adam
 from wbench.solvers.gradient.metaopt import MetaOpt, MetaOptAlg3
-
-RTOL = 1e-6
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,30 +38,37 @@ def ctxs(n: int) -> list[RunContext]:
     return [RunContext(np.random.default_rng(100 + i)) for i in range(n)]
 
 
-def assert_close_vars(a: dict, b: dict) -> None:
+RTOL = 1e-12
+
+
+def assert_close_vars(a: dict, b: dict, exact: bool) -> None:
     assert a.keys() == b.keys()
     for k in a:
-        scale = max(float(np.max(np.abs(a[k]))), 1e-300)
-        assert float(np.max(np.abs(a[k] - b[k]))) <= RTOL * scale, k
+        if exact:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            scale = max(float(np.max(np.abs(a[k]))), 1e-300)
+            assert float(np.max(np.abs(a[k] - b[k]))) <= RTOL * scale, k
 
 
-def assert_batch_equals_loop(solver, problems, options) -> None:
+def assert_batch_equals_loop(solver, problems, options, exact: bool = False) -> None:
     single_ctx = ctxs(len(problems))
     single = [solver.solve(p, options, c) for p, c in zip(problems, single_ctx)]
     batch_ctx = ctxs(len(problems))
     batch = solver.solve_batch(problems, options, batch_ctx)
     assert len(batch) == len(problems)
     for p, a, b, ca, cb in zip(problems, single, batch, single_ctx, batch_ctx):
-        assert_close_vars(a.x, b.x)
-        assert p.utility(b.x) == pytest.approx(p.utility(a.x), rel=RTOL)
+        assert_close_vars(a.x, b.x, exact)
+        assert p.utility(b.x) == pytest.approx(p.utility(a.x), rel=0 if exact else RTOL)
         assert b.iterations == a.iterations
-        for key in ("stopped", "best_iteration"):  # (not final_project_kept_start: a rounding tie when the
-            assert b.info[key] == a.info[key], key   # projected best iterate is the projected start)
-        assert b.info["best_loss"] == pytest.approx(a.info["best_loss"], rel=RTOL)
+        for key in ("stopped", "best_iteration"):
+            assert b.info[key] == a.info[key], key
+        for key in ("loss0", "best_loss"):
+            assert b.info[key] == pytest.approx(a.info[key], rel=0 if exact else RTOL), key
         # the trace: same iterations, same best-so-far points
         assert [it for _, it, _ in cb.checkpoints] == [it for _, it, _ in ca.checkpoints]
         for (_, _, xa), (_, _, xb) in zip(ca.checkpoints, cb.checkpoints):
-            assert_close_vars(xa, xb)
+            assert_close_vars(xa, xb, exact)
 
 
 def test_metaopt_defaults_on_miso():
@@ -83,11 +93,14 @@ def test_metaopt_penalised_variables_and_other_options():
     assert_batch_equals_loop(MetaOpt(), bdris_stack(), opts)
 
 
-def test_adam_on_miso_and_bdris():
-    assert_batch_equals_loop(Adam(), miso_stack(), {"iters": 30})
-    assert_batch_equals_loop(Adam(), miso_stack(), {"iters": 30, "init": "random"})
-    assert_batch_equals_loop(Adam(), bdris_stack(), {"iters": 30})
-    assert_batch_equals_loop(Adam(), bdris_stack(), {"iters": 30, "project": "P"})
+def test_adam_on_miso_and_bdris_bitwise():
+    assert_batch_equals_loop(Adam(), miso_stack(), {"iters": 30}, exact=True)
+    assert_batch_equals_loop(Adam(), miso_stack(), {"iters": 30, "init": "random"}, exact=True)
+    assert_batch_equals_loop(Adam(), bdris_stack(), {"iters": 30}, exact=True)
+    assert_batch_equals_loop(Adam(), bdris_stack(), {"iters": 30, "project": "P"})  # penalised Phi: 1e-16
+    # from the embedded diagonal-RIS solution: the polar projection's derivative at a unitary point
+    assert_batch_equals_loop(Adam(), bdris_stack(), {"iters": 20, "warm": "diagonal", "warm_iters": 10})
+    assert_batch_equals_loop(Adam(), bdris_stack(architecture="group", group_size=3), {"iters": 20})
 
 
 def test_a_batch_of_one_equals_the_unbatched_run():
@@ -112,7 +125,7 @@ def test_a_non_finite_realisation_stops_alone():
         assert [batch[0].iterations, batch[2].iterations] == [12, 12]
         assert_batch_equals_loop(solver, [probs[0], probs[2]], opts)  # the others are not disturbed
         single = solver.solve(probs[0], opts, ctxs(1)[0])
-        assert_close_vars(single.x, batch[0].x)
+        assert_close_vars(single.x, batch[0].x, exact=False)
 
 
 def test_the_harness_batched_path_stores_the_per_run_results(tmp_path, fresh_registry, monkeypatch):
@@ -142,8 +155,9 @@ def test_device_option(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         MetaOpt().solve(prob, {"iters": 2, "device": "cuda"}, RunContext(np.random.default_rng(0)))
-    auto = MetaOpt().solve(prob, {"iters": 4, "device": "auto", "hidden": "16x16x16"}, RunContext(np.random.default_rng(0)))
-    cpu = MetaOpt().solve(prob, {"iters": 4, "device": "cpu", "hidden": "16x16x16"}, RunContext(np.random.default_rng(0)))
+    small = {"iters": 4, "hidden": "16x16x16"}
+    auto = MetaOpt().solve(prob, dict(small, device="auto"), RunContext(np.random.default_rng(0)))
+    cpu = MetaOpt().solve(prob, dict(small, device="cpu"), RunContext(np.random.default_rng(0)))
     np.testing.assert_array_equal(auto.x["V"], cpu.x["V"])
     from wbench.params import ParamError
 

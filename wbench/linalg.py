@@ -67,6 +67,73 @@ def polar_torch(x: "torch.Tensor") -> "torch.Tensor":
     return u @ vh
 
 
+def stacked_matmul(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """``a[i] @ b[i]`` for stacks of matrices (leading batch dimension), bitwise equal to the
+    per-matrix products on the CPU, gradients included.
+
+    On the CPU each product is its own ``@`` and its backward is torch's own ``mm`` backward (whose
+    formula depends on the operands' memory layout), the row gradients stacked in their own layout
+    (:func:`stack_rows`): torch's batched product sums small matrices (and matrix-vector shapes) in another
+    order than its single product, and a chaotic iteration (Adam next to a projection's kink) amplifies
+    such rounding differences, while a batched solver must give the unbatched results. On other devices
+    (GPUs) one batched product.
+    """
+    if a.device.type != "cpu":
+        return a @ b
+    return _row_products().apply(a, b)
+
+
+def stack_rows(rows: "list[torch.Tensor]") -> "torch.Tensor":
+    """``torch.stack(rows)`` in which every row keeps the memory layout (strides) of ``rows[0]`` (e.g. a
+    transposed array from NumPy): reductions follow the memory order, so a row of the stack is then reduced
+    exactly as the single tensor is."""
+    import torch
+
+    v = rows[0]
+    if v.dim() < 2 or v.is_contiguous():
+        return torch.stack(rows)
+    order = sorted(range(v.dim()), key=lambda d: -v.stride(d))  # outermost dimension first
+    base = torch.stack([r.permute(order) for r in rows])
+    return base.permute(0, *[order.index(d) + 1 for d in range(v.dim())])
+
+
+def _column_major(m: "torch.Tensor") -> bool:
+    return m.stride(0) == 1 and m.stride(1) == m.shape[0]
+
+
+_ROW_PRODUCTS = None
+
+
+def _row_products():
+    """The autograd function of :func:`stacked_matmul` on the CPU (built on first use: torch is optional)."""
+    global _ROW_PRODUCTS
+    if _ROW_PRODUCTS is None:
+        import torch
+
+        class RowProducts(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):  # type: ignore[override]
+                ctx.save_for_backward(a, b)
+                return torch.stack([x @ y for x, y in zip(a.unbind(0), b.unbind(0))])
+
+            @staticmethod
+            def backward(ctx, grad):  # type: ignore[override]
+                a, b = ctx.saved_tensors
+                rows = list(zip(a.unbind(0), b.unbind(0), grad.unbind(0)))
+                ga = gb = None
+                # torch's mm_mat1_backward / mm_mat2_backward, row by row
+                if ctx.needs_input_grad[0]:
+                    ga = stack_rows([y.conj().mm(g.t()).t() if _column_major(x) else g.mm(y.t().conj())
+                                     for x, y, g in rows])
+                if ctx.needs_input_grad[1]:
+                    gb = stack_rows([g.t().mm(x.conj()).t() if _column_major(y) else x.t().conj().mm(g)
+                                     for x, y, g in rows])
+                return ga, gb
+
+        _ROW_PRODUCTS = RowProducts
+    return _ROW_PRODUCTS
+
+
 def unitary_residual(x: np.ndarray) -> float:
     """``||x^H x - I||_F`` of a square matrix."""
     return float(np.linalg.norm(x.conj().T @ x - np.eye(x.shape[-1])))

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .linalg import (polar, polar_torch, project_symmetric_unitary, project_symmetric_unitary_torch,
-                     unitary_residual)
+                     stacked_matmul, unitary_residual)
 
 if TYPE_CHECKING:  # torch is optional at run time: imported only by the solvers that need it
     import torch
@@ -81,7 +81,10 @@ class ConstraintSet:
 
     def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
         """:meth:`project_torch` of every ``x[b]`` of a stack (leading batch dimension), stacked; sets with
-        a vectorised form override this (batched solvers, equal to the per-realisation projection)."""
+        a vectorised form override this (batched solvers, equal to the per-realisation projection).
+
+        A vectorised form must reproduce the per-row rounding on the CPU (a batched solver reproduces the
+        unbatched run, see :func:`wbench.linalg.stacked_matmul`)."""
         import torch
 
         return torch.stack([self.project_torch(v) for v in x])
@@ -126,11 +129,14 @@ class PowerBall(ConstraintSet):
     def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
         import torch
 
-        power = (x.abs() ** 2).flatten(1).sum(1).reshape(-1, *([1] * (x.dim() - 1)))
+        # summed over the row's own dimensions (not flattened: a copy would change the summation order)
+        power = (x.abs() ** 2).sum(dim=tuple(range(1, x.dim())), keepdim=True)
         return x * torch.sqrt(self.budget / torch.clamp(power, min=self.budget))
 
     def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
-        return ((x.abs() ** 2).flatten(1).sum(1) / self.budget - 1.0).clamp(min=0.0) ** 2
+        if x.device.type == "cpu":  # per row: the vectorised sum rounds differently on small matrices
+            return super().penalty_torch_batch(x)
+        return ((x.abs() ** 2).sum(dim=tuple(range(1, x.dim()))) / self.budget - 1.0).clamp(min=0.0) ** 2
 
     def describe(self) -> str:
         return f"PowerBall({self.budget:.6g})"
@@ -290,10 +296,10 @@ class UnitModulus(ConstraintSet):
         return ((x.abs() ** 2 - 1.0) ** 2).sum()
 
     def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
-        return self.project_torch(x)  # entrywise
+        return self.project_torch(x)  # entrywise: exact on every device
 
     def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
-        return ((x.abs() ** 2 - 1.0) ** 2).flatten(1).sum(1)
+        return ((x.abs() ** 2 - 1.0) ** 2).sum(dim=tuple(range(1, x.dim())))
 
 
 @dataclass(frozen=True)
@@ -320,17 +326,20 @@ class Unitary(ConstraintSet):
         return pen
 
     def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
-        if self.symmetric:
-            return super().project_torch_batch(x)
-        return polar_torch(x)  # a batched SVD: one polar factor per matrix of the stack
+        import torch
+
+        if self.symmetric or x.device.type == "cpu":  # on the CPU per matrix: exactly the unbatched SVD
+            return super().project_torch_batch(x)     # backward (a batched one uses batched products)
+        u, _, vh = torch.linalg.svd(x)  # polar_torch with one batched SVD
+        return stacked_matmul(u, vh)
 
     def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
         import torch
 
-        if self.symmetric:
+        if self.symmetric or x.device.type == "cpu":
             return super().penalty_torch_batch(x)
         eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        return ((x.conj().transpose(-2, -1) @ x - eye).abs() ** 2).sum((-2, -1))
+        return ((stacked_matmul(x.conj().transpose(-2, -1), x) - eye).abs() ** 2).sum((-2, -1))
 
     def violation(self, x: np.ndarray) -> float:
         v = unitary_residual(x)

@@ -39,6 +39,7 @@ from ..channels.pathloss import dbm_to_watt, path_loss
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
+from ..linalg import stacked_matmul
 from ..problem import (BlockUnitary, PowerBall, PrecodingView, Problem, Unitary, UnitModulus, Variable, Vars,
                        WarmStart)
 from ..rates import weighted_sum_rate, weighted_sum_rate_torch
@@ -127,8 +128,8 @@ class BdrisProblem(Problem):
         if len({p.architecture for p in problems}) != 1:
             raise ValueError("loss_torch_batch: realisations of different architectures")
         M = torch.diag_embed(Phi) if problems[0].architecture == "diagonal" else Phi
-        A = gain[:, None, None] * (Hr.conj() @ M @ G)
-        return -weighted_sum_rate_torch(A @ P, 1.0, 1.0)
+        A = gain[:, None, None] * stacked_matmul(stacked_matmul(Hr.conj(), M), G)
+        return -weighted_sum_rate_torch(stacked_matmul(A, P), 1.0, 1.0)
 
     def _initial(self, method: str, rng: np.random.Generator) -> Vars:
         b = self.G.shape[0]

@@ -28,6 +28,7 @@ import numpy as np
 from ..channels.rayleigh import cn
 from ..hookspecs import hookimpl
 from ..params import Param
+from ..linalg import stacked_matmul
 from ..problem import PowerBall, PrecodingView, Problem, Variable, Vars, linear_precoder
 from ..rates import weighted_sum_rate, weighted_sum_rate_torch
 from ..scenario import Channel, Scenario
@@ -79,7 +80,7 @@ class MisoProblem(Problem):
         H = torch.as_tensor(np.stack([p.H for p in problems]), dtype=V.dtype, device=V.device)
         w = torch.as_tensor(np.stack([p.weights for p in problems]), dtype=torch.float64, device=V.device)
         s2 = torch.as_tensor([float(p.sigma2) for p in problems], dtype=torch.float64, device=V.device)
-        return -weighted_sum_rate_torch(H.conj() @ V, w, s2)
+        return -weighted_sum_rate_torch(stacked_matmul(H.conj(), V), w, s2)
 
     def closed_form_optimum(self) -> float | None:
         """One user: MRT at full power is optimal, ``alpha log2(1 + P ||h||^2 / sigma2)``."""

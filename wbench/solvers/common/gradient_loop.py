@@ -35,6 +35,15 @@ What this module owns, so that neither solver repeats it:
 The best iterate starts as the initial point ``X0`` with ``L(X0)`` (line 2 of Algorithm 1), so a solver
 never returns anything worse, by meta-loss, than where it started.
 
+The batched path (:func:`solve_staged_batch`, :func:`run_batch`; a solver's ``solve_batch``) runs the
+realisations of one configuration as one computation: every realisation's own :class:`Setup` (from its own
+``ctx``: same start, same generator draws), its variables stacked along a leading dimension, the meta-loss a
+vector (:meth:`~wbench.problem.Problem.loss_torch_batch`, the sets' ``project_torch_batch`` /
+``penalty_torch_batch``) whose sum is differentiated once, the best iterate, checkpoints, stops and final
+projection kept per realisation. On the CPU it reproduces the unbatched rounding (matrix products per
+realisation, rows in the unbatched memory layout), because Adam next to a projection's kink amplifies
+rounding differences into different iterates; seconds budgets are shared, see :func:`run_batch`.
+
 Torch is imported only inside the functions: importing this module stays light.
 """
 
@@ -46,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from ...linalg import stack_rows
 from ...params import Param
 from ...problem import Problem, Vars
 from ...solver import RunContext, Solution
@@ -373,8 +383,8 @@ def batch_key(problem: Problem) -> tuple[Any, ...]:
     """Realisations with equal keys can be stacked: same problem class, variables (shapes, sets) and joint
     constraints, and the same warm-start structure."""
     warm = problem.warm_start()
-    return (type(problem), tuple((n, tuple(v.shape), v.complex, v.constraint) for n, v in problem.variables.items()),
-            problem.joint, problem.has_constraints_torch,
+    variables = tuple((n, tuple(v.shape), v.complex, v.constraint) for n, v in problem.variables.items())
+    return (type(problem), variables, problem.joint, problem.has_constraints_torch,
             None if warm is None else (warm.name, batch_key(warm.problem)))
 
 
@@ -385,7 +395,12 @@ def solve_grouped(problems: list[Problem], ctxs: list[RunContext],
         raise ValueError("solve_batch needs one RunContext per problem")
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, p in enumerate(problems):
-        groups.setdefault(batch_key(p), []).append(i)
+        key = batch_key(p)
+        try:
+            hash(key)
+        except TypeError:  # a plugin's unhashable constraint: that realisation runs in a group of its own
+            key = ("alone", i)
+        groups.setdefault(key, []).append(i)
     out: list[Solution | None] = [None] * len(problems)
     for idx in groups.values():
         for i, sol in zip(idx, solve_group([problems[i] for i in idx], [ctxs[i] for i in idx])):
@@ -421,9 +436,7 @@ class BatchSetup:
 
     @property
     def x0(self) -> TorchVars:
-        import torch
-
-        return {k: torch.stack([s.x0[k] for s in self.setups]) for k in self.first.x0}
+        return {k: stack_rows([s.x0[k] for s in self.setups]) for k in self.first.x0}
 
     def loss(self, x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
         """The meta-loss of every realisation (a vector), the terms in :meth:`Setup.loss`'s order."""
@@ -450,7 +463,7 @@ class BatchSetup:
         if name not in self.first.projected:
             return value
         if not bool(self.active.all()):
-            start = torch.stack([s.x0[name] for s in self.setups])
+            start = stack_rows([s.x0[name] for s in self.setups])
             mask = self.active.reshape(-1, *([1] * (value.dim() - 1)))
             value = torch.where(mask, value, start)
         return self.first.problem.variables[name].constraint.project_torch_batch(value)

@@ -120,7 +120,7 @@ class Adam(Solver):
         names = list(bs.first.x0)
 
         def iterate() -> dict[str, torch.Tensor]:
-            return bs.joint({k: bs.omega(k, torch.stack([zb[k] for zb in z])) for k in names})
+            return bs.joint({k: bs.omega(k, gl.stack_rows([zb[k] for zb in z])) for k in names})
 
         state = {"x": iterate()}
         state["loss"] = bs.loss(state["x"])

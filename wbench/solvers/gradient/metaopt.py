@@ -279,18 +279,26 @@ class MetaOpt(Solver):
             lrs = lrs_b
             setup.info.update(lr=lrs_b, output_scale={k: scales[k][b] for k in setup.x0})
         x0 = bs.x0
-        stacked = {k: [torch.stack([p[i].detach() for p in nets[k]]).requires_grad_(True)
-                       for i in range(len(nets[k][0]))] for k in x0}
         z = {k: torch.stack(inputs[k]) for k in x0}
         scale = {k: torch.tensor(scales[k], dtype=x0[k].real.dtype, device=bs.first.device)
                  .reshape(-1, *([1] * (x0[k].dim() - 1))) for k in x0}
-        opt = gl.make_adam([{"params": stacked[k], "lr": lrs[k]} for k in x0])
+        # One parameter group per variable over every realisation's tensors: the fused Adam updates them
+        # all in one call, each entry as in its own run.
+        opt = gl.make_adam([{"params": [p for net in nets[k] for p in net], "lr": lrs[k]} for k in x0])
+        # On the CPU each network is applied on its own (addmv, bitwise the unbatched run; with independent
+        # weights a batched product saves no arithmetic); elsewhere as one batched product.
+        per_network = bs.first.device.type == "cpu"
+
+        def increments(k: str) -> torch.Tensor:
+            if per_network:
+                return torch.stack([_mlp(net, activations, zb) for net, zb in zip(nets[k], z[k].unbind(0))])
+            stacked = [torch.stack(layer) for layer in zip(*nets[k])]
+            return _mlp_batch(stacked, activations, z[k])
 
         def step() -> tuple[Mapping[str, torch.Tensor], torch.Tensor]:
             x = {}
             for k, v in x0.items():
-                inc = _mlp_batch(stacked[k], activations, z[k]).reshape(v.shape[0], -1)
-                x[k] = bs.omega(k, v + _unflatten_batch(inc, v) * scale[k])
+                x[k] = bs.omega(k, v + _unflatten_batch(increments(k), v) * scale[k])
             x = bs.joint(x)
             loss = bs.loss(x)
             opt.zero_grad(set_to_none=True)
@@ -432,7 +440,7 @@ def _mlp(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> 
 
 
 def _mlp_batch(params: list["torch.Tensor"], activations: list, z: "torch.Tensor") -> "torch.Tensor":
-    """:func:`_mlp` of a stack of networks (weights ``[B, out, in]``, biases ``[B, out]``) on inputs ``[B, in]``."""
+    """:func:`_mlp` of a stack of networks (weights ``[B, out, in]``, biases ``[B, out]``), inputs ``[B, in]``."""
     import torch
 
     z = z.unsqueeze(-1)
