@@ -24,10 +24,16 @@ best action by reward returned.
   reward depends on the action and channel only and a short training learns a lower-variance critic),
   ``tau``, learning rates, exploration noise, ``action_scale``, ``reward_scale``. The defaults are small so that
   training on the default configuration takes seconds, not the paper's 5000 episodes.
+
+Per-instance variant (``episodes_per_instance=N > 0``, SCENARIOS.md section 7 "a second, clearly named option"):
+no training on other channels (``train`` returns an empty policy, 0 episodes); each run trains a fresh agent on
+the instance itself for ``N`` episodes (within the run's time budget), so the whole cost is per-instance time,
+and returns the best of the actions it tried and the final policy's rollout.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -86,6 +92,8 @@ class Ddpg(Solver):
         "noise": Param(_CFG.noise, "exploration noise std (fraction of action_scale), decays to 10%", min=0),
         "action_scale": Param(_CFG.action_scale, "bound of the actor's scores (tanh times this)", min=1e-6),
         "reward_scale": Param(10.0, "rewards are divided by this in the state and the critic", min=1e-9),
+        "episodes_per_instance": Param(0, "per-instance variant: train a fresh agent on the instance itself for "
+                                          "this many episodes, timed (0: the trained policy)", min=0),
         "c1": Param(1.0, "reward weight of the sum rate", min=0),
         "c2": Param(1.0, "reward weight of the QoS shortfall", min=0),
         "c3": Param(1.0, "reward penalty per zero-rate user", min=0),
@@ -98,6 +106,8 @@ class Ddpg(Solver):
 
     def train(self, scenario, params, options, train_seeds) -> tuple[dict[str, np.ndarray], int]:
         o = self.resolve_options(options)
+        if o["episodes_per_instance"]:
+            return {}, 0  # the per-instance variant learns in its timed runs
         first = train_seeds.problem(0)
         rng = np.random.default_rng(np.random.SeedSequence(train_seeds.seed, spawn_key=(0x646470,)))
         policy = train_ddpg(train_seeds.problem, features, lambda p, a: reward(p, a, o["c1"], o["c2"], o["c3"]),
@@ -105,16 +115,42 @@ class Ddpg(Solver):
         return policy, int(o["episodes"])
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        o = self.resolve_options(options)
+        rew = lambda p, a: reward(p, a, o["c1"], o["c2"], o["c3"])  # noqa: E731
+        steps = o["infer_steps"] or o["steps"]
+        if o["episodes_per_instance"]:
+            return self._solve_on_instance(problem, o, ctx, rew, steps)
         if ctx.policy is None:
             raise ValueError("ddpg: no trained policy (the harness trains it before the runs)")
-        o = self.resolve_options(options)
-        actor = load_actor(ctx.policy)
-        steps = o["infer_steps"] or o["steps"]
-        a, r, it = rollout(actor, problem, features, lambda p, a: reward(p, a, o["c1"], o["c2"], o["c3"]), steps,
-                           o["action_scale"], o["reward_scale"])
+        a, r, it = rollout(load_actor(ctx.policy), problem, features, rew, steps, o["action_scale"],
+                           o["reward_scale"])
         x = to_vars(problem, a)
         ctx.checkpoint(x, it, force=True)
         return Solution(x, iterations=it, info={"reward": r})
+
+    def _solve_on_instance(self, problem: Problem, o: Mapping[str, Any], ctx: RunContext, rew: Any,
+                           steps: int) -> Solution:
+        best: list[Any] = [None, -np.inf, 0]  # action, reward, steps taken
+
+        def observe(a: np.ndarray, r: float) -> bool:
+            best[2] += 1
+            if r > best[1]:
+                best[0], best[1] = a.copy(), r
+            if ctx.wants(best[2]):
+                ctx.checkpoint(to_vars(problem, best[0]), best[2])
+            return ctx.expired()
+
+        cfg = replace(self._config(o), episodes=int(o["episodes_per_instance"]))
+        policy = train_ddpg(lambda j: problem, features, rew, action_size(problem), cfg, ctx.rng, observe)
+        if not ctx.expired():
+            a, r, it = rollout(load_actor(policy), problem, features, rew, steps, o["action_scale"],
+                               o["reward_scale"])
+            best[2] += it
+            if r > best[1]:
+                best[0], best[1] = a, r
+        x = to_vars(problem, best[0])
+        ctx.checkpoint(x, best[2], force=True)
+        return Solution(x, iterations=best[2], info={"reward": best[1]})
 
 
 @hookimpl

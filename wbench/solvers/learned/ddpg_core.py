@@ -58,9 +58,12 @@ def train_ddpg(
     action_dim: int,
     cfg: DDPGConfig,
     rng: np.random.Generator,
+    observe: Callable[[np.ndarray, float], bool] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train an actor on the problems ``problem_at(0..episodes-1)``; its weights as arrays (see
-    :func:`load_actor`). All randomness (network initialisation, exploration, minibatches) comes from ``rng``."""
+    :func:`load_actor`). All randomness (network initialisation, exploration, minibatches) comes from ``rng``.
+    ``observe(action, reward)``, if given, sees every step's action and unscaled reward; training stops early
+    when it returns ``True`` (a per-instance run out of time)."""
     import torch
 
     state_dim = 1 + features(problem_at(0)).size
@@ -92,7 +95,10 @@ def train_ddpg(
             sigma = cfg.noise * (1.0 - 0.9 * (ep * cfg.steps + t) / max(total - 1, 1))
             a = np.clip(a + sigma * cfg.action_scale * rng.standard_normal(action_dim), -cfg.action_scale,
                         cfg.action_scale)
-            r = float(reward(prob, a)) / cfg.reward_scale
+            r_raw = float(reward(prob, a))
+            if observe is not None and observe(a, r_raw):
+                break
+            r = r_raw / cfg.reward_scale
             i = n % cap
             S[i], A[i], R[i], S2[i] = s, a, r, np.concatenate(([r], feat))
             n += 1
@@ -115,14 +121,17 @@ def train_ddpg(
                     for net, tgt in ((actor, actor_t), (critic, critic_t)):
                         for p, q in zip(net.parameters(), tgt.parameters()):
                             q.mul_(1.0 - cfg.tau).add_(cfg.tau * p)
+        else:
+            continue
+        break  # observe asked to stop
     out = {f"actor.{k}": v.detach().numpy().copy() for k, v in actor.state_dict().items()}
     out["dims"] = np.array([state_dim, action_dim, cfg.hidden])
     return out
 
 
 def load_actor(policy: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """The trained actor as a function ``state -> action`` (without the ``action_scale``: see
-    :func:`act`)."""
+    """The trained actor as a function ``state -> tanh scores`` (times ``action_scale`` gives the action, as
+    :func:`rollout` does)."""
     import torch
 
     state_dim, action_dim, hidden = (int(v) for v in policy["dims"])
