@@ -99,9 +99,10 @@ def test_ddpg_through_the_harness_is_in_the_sets_and_trained_once(tmp_cache, tmp
     assert len(rows) == 2 and all(r["status"] == "ok" and r["feasible"] for r in rows)  # R_min = 0: only the sets
     m = json.loads(rows[0]["metrics"]) if isinstance(rows[0]["metrics"], str) else rows[0]["metrics"]
     assert m["train_episodes"] == 3
-    rows2 = compare_rows("star-ris-noma", "learned", db=tmp_path / "b.db", **kw)  # the tag selects it
-    assert {r["solver"] for r in rows2} == {"ddpg"}
-    assert len(calls) == 2  # default options: another configuration of the policy
+    compare_rows("star-ris-noma", "ddpg[episodes=3,steps=2,batch=4]", db=tmp_path / "b.db", **kw)
+    assert calls == [1]  # the same configuration: the cached policy
+    compare_rows("star-ris-noma", "ddpg[episodes=3,steps=2,batch=4,c1=2]", db=tmp_path / "c.db", **kw)
+    assert len(calls) == 2  # another reward: another policy
 
 
 def test_same_training_set_gives_the_same_policy(one_torch_thread):
@@ -137,3 +138,41 @@ def test_per_instance_result_is_the_best_action_it_tried():
     assert sol.info["reward"] == pytest.approx(eq29(sol.x), rel=1e-9)
     assert len(ctx.checkpoints) >= 3
     assert all(eq29(x) <= sol.info["reward"] + 1e-9 for _, _, x in ctx.checkpoints)
+
+
+def test_meta_step_is_second_order_and_moves_the_actor(one_torch_thread):
+    """Algorithm 1, steps (2)-(4): the meta-critic gets a gradient (through the actor's auxiliary step), and the
+    actor ends at ``w_old - lr grad Omega`` (checked against an explicit recomputation)."""
+    import torch
+
+    from wbench.solvers.learned.ddpg_core import _meta_step, _mlp
+
+    torch.manual_seed(0)
+    cfg = DDPGConfig(hidden=8, lr_actor=0.1, action_scale=2.0)
+    actor, critic, meta = _mlp(torch, 3, 2, 8), _mlp(torch, 5, 1, 8), _mlp(torch, 3, 1, 8)
+    s_b, s_v = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    before = {k: v.detach().clone() for k, v in actor.named_parameters()}
+    psi_before = [p.detach().clone() for p in meta.parameters()]
+    # the expected actor step, by plain autograd on a copy
+    w = {k: v.clone().requires_grad_(True) for k, v in before.items()}
+    a = cfg.action_scale * torch.tanh(torch.func.functional_call(actor, w, (s_b,)))
+    omega = (torch.sigmoid(meta(s_b)) * torch.nn.functional.softplus(a)).sum(1).mean()
+    g = torch.autograd.grad(omega, list(w.values()))
+    expected = {k: before[k] - 0.1 * gk for k, gk in zip(before, g)}
+    opt = torch.optim.SGD(meta.parameters(), lr=0.5)
+    _meta_step(torch, actor, critic, meta, opt, s_b, s_v, cfg)
+    for k, v in actor.named_parameters():
+        assert torch.allclose(v, expected[k], atol=1e-12)
+    assert any(not torch.equal(p, q) for p, q in zip(meta.parameters(), psi_before))
+    assert all(p.grad is None for p in critic.parameters())  # the critic is not touched by the meta step
+
+
+def test_meta_ddpg_runs_through_the_harness(tmp_cache, tmp_path):
+    kw = dict(set={"N": 1, "M": 2, "K": 2, "N_BS": 2, "R_min": 0.0}, instances=2, jobs=1, echo=lambda s: None)
+    rows = compare_rows("star-ris-noma", "meta-ddpg[episodes=3,steps=2,batch=4]", db=tmp_path / "a.db", **kw)
+    assert all(r["status"] == "ok" and r["feasible"] for r in rows)
+    from wbench.selection import select
+
+    for tag, expected in (("meta", {"meta-ddpg"}), ("learned", {"ddpg", "meta-ddpg"})):
+        names = {s.name for s in select(tmp_cache, tag, "star-ris-noma")[0]}
+        assert expected <= names and ("ddpg" in names) == (tag == "learned")

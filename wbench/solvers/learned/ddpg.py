@@ -101,7 +101,8 @@ class Ddpg(Solver):
     budget_options = ("episodes",)
 
     def _config(self, o: Mapping[str, Any]) -> DDPGConfig:
-        return DDPGConfig(**{k: o[k] for k in DDPGConfig.__dataclass_fields__ if k != "reward_scale"},
+        return DDPGConfig(**{k: o[k] for k in DDPGConfig.__dataclass_fields__
+                             if k not in ("reward_scale", "meta", "lr_meta")},
                           reward_scale=float(o["reward_scale"]))
 
     def train(self, scenario, params, options, train_seeds) -> tuple[dict[str, np.ndarray], int]:
@@ -153,6 +154,22 @@ class Ddpg(Solver):
         return Solution(x, iterations=best[2], info={"reward": best[1]})
 
 
+class MetaDdpg(Ddpg):
+    """``meta-ddpg``: seed 003's Meta-DDPG (Algorithm 1): ``ddpg`` whose actor also descends an auxiliary loss
+    weighted by a meta-critic ``psi(s)``, itself trained so that this step lowers the actor loss on a separate
+    validation minibatch (:func:`wbench.solvers.learned.ddpg_core._meta_step`). Same options as ``ddpg`` plus
+    ``lr_meta`` (the paper gives none)."""
+
+    name = "meta-ddpg"
+    description = "Meta-DDPG: DDPG with an online meta-critic auxiliary actor loss (seed 003, Algorithm 1)"
+    tags = frozenset({"learned", "meta"})
+    options = {**Ddpg.options, "lr_meta": Param(1e-3, "meta-critic psi Adam learning rate", min=0)}
+
+    def _config(self, o: Mapping[str, Any]) -> DDPGConfig:
+        return replace(super()._config(o), meta=True, lr_meta=float(o["lr_meta"]))
+
+
 @hookimpl
 def wbench_register_solvers(register) -> None:
     register(Ddpg())
+    register(MetaDdpg())

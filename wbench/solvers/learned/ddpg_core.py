@@ -39,6 +39,9 @@ class DDPGConfig:
     noise: float = 0.5
     action_scale: float = 4.0
     reward_scale: float = 1.0
+    #: Meta-DDPG (seed 003, Algorithm 1): the actor also takes a step on a learnt auxiliary loss (meta-critic).
+    meta: bool = False
+    lr_meta: float = 1e-3
 
 
 def _mlp(torch: Any, n_in: int, n_out: int, hidden: int) -> Any:
@@ -77,6 +80,12 @@ def train_ddpg(
     critic_t.load_state_dict(critic.state_dict())
     opt_a = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor)
     opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
+    meta = opt_m = None
+    if cfg.meta:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**62)))
+            meta = _mlp(torch, state_dim, 1, cfg.hidden)
+        opt_m = torch.optim.Adam(meta.parameters(), lr=cfg.lr_meta)
     cap = int(cfg.buffer)
     S = np.zeros((cap, state_dim))
     A = np.zeros((cap, action_dim))
@@ -117,6 +126,9 @@ def train_ddpg(
                 opt_a.zero_grad()
                 loss_a.backward()
                 opt_a.step()
+                if meta is not None:
+                    idx_v = rng.integers(min(n, cap), size=cfg.batch)
+                    _meta_step(torch, actor, critic, meta, opt_m, s_b, torch.from_numpy(S[idx_v]), cfg)
                 with torch.no_grad():
                     for net, tgt in ((actor, actor_t), (critic, critic_t)):
                         for p, q in zip(net.parameters(), tgt.parameters()):
@@ -127,6 +139,37 @@ def train_ddpg(
     out = {f"actor.{k}": v.detach().numpy().copy() for k, v in actor.state_dict().items()}
     out["dims"] = np.array([state_dim, action_dim, cfg.hidden])
     return out
+
+
+def _meta_step(torch: Any, actor: Any, critic: Any, meta: Any, opt_m: Any, s_b: Any, s_v: Any,
+               cfg: DDPGConfig) -> None:
+    """Steps (2)-(4) of seed 003's Algorithm 1 (after Zhou et al. 2020's online meta-critic), step (1) being the
+    actor's ordinary DDPG step just taken (``w_old``, with Adam, as plain DDPG): (2) ``w_new = w_old - lr
+    grad_w Omega(w_old, psi)`` with ``Omega = E[psi(s) sum softplus(rho_w(s))]``, ``psi(s) = sigmoid(MLP(s))``;
+    (3) ``psi <- psi - lr_meta grad_psi tanh(J(w_new) - J(w_old))`` with ``J = -E Q(s, rho(s))`` on the separate
+    validation minibatch ``s_v``, second order through step (2); (4) ``w <- w_new``. Step (2) is plain gradient
+    descent at ``lr_actor`` (the paper's form); wbench's choice: ``Omega`` sums the softplus over the action."""
+    from torch.func import functional_call
+
+    w_old = {k: v.detach().requires_grad_(True) for k, v in actor.named_parameters()}
+
+    def rho(w: dict[str, Any], s: Any) -> Any:
+        return cfg.action_scale * torch.tanh(functional_call(actor, w, (s,)))
+
+    def J(w: dict[str, Any], s: Any) -> Any:
+        return -critic(torch.cat([s, rho(w, s)], 1)).mean()
+
+    psi = torch.sigmoid(meta(s_b))
+    omega = (psi * torch.nn.functional.softplus(rho(w_old, s_b))).sum(1).mean()
+    grads = torch.autograd.grad(omega, list(w_old.values()), create_graph=True)
+    w_new = {k: w - cfg.lr_actor * g for (k, w), g in zip(w_old.items(), grads)}
+    meta_loss = torch.tanh(J(w_new, s_v) - J(w_old, s_v).detach())
+    opt_m.zero_grad()
+    meta_loss.backward(inputs=list(meta.parameters()))
+    opt_m.step()
+    with torch.no_grad():
+        for k, p in actor.named_parameters():
+            p.copy_(w_new[k])
 
 
 def load_actor(policy: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
