@@ -176,3 +176,9 @@ def test_meta_ddpg_runs_through_the_harness(tmp_cache, tmp_path):
     for tag, expected in (("meta", {"meta-ddpg"}), ("learned", {"ddpg", "meta-ddpg"})):
         names = {s.name for s in select(tmp_cache, tag, "star-ris-noma")[0]}
         assert expected <= names and ("ddpg" in names) == (tag == "learned")
+
+
+def test_budget_column_names_the_variant():
+    d = Ddpg()
+    assert d.budget_label(d.resolve_options({})) == f"episodes={d.options['episodes'].default}"
+    assert d.budget_label(d.resolve_options({"episodes_per_instance": 7})) == "episodes_per_instance=7"

@@ -100,6 +100,10 @@ class Ddpg(Solver):
     }
     budget_options = ("episodes",)
 
+    def budget_label(self, options: Mapping[str, Any]) -> str:
+        n = options.get("episodes_per_instance")
+        return f"episodes_per_instance={n}" if n else super().budget_label(options)
+
     def _config(self, o: Mapping[str, Any]) -> DDPGConfig:
         return DDPGConfig(**{k: o[k] for k in DDPGConfig.__dataclass_fields__
                              if k not in ("reward_scale", "meta", "lr_meta")},
