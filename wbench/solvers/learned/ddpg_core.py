@@ -27,7 +27,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class DDPGConfig:
-    episodes: int = 60
+    episodes: int = 200
     steps: int = 10
     hidden: int = 64
     batch: int = 64
