@@ -114,3 +114,37 @@ def test_a_failing_training_gives_error_rows(trained_registry, tmp_path, monkeyp
     monkeypatch.setattr(MeanLearner, "train", boom)
     rows = _run(tmp_path)
     assert len(rows) == 3 and all(r["status"] == "error" and "training failed: " in r["error"] for r in rows)
+
+
+class _Slow(Solver):
+    name, tags, trains = "t-slow-train", frozenset({"learned"}), True
+
+    def train(self, scenario, params, options, train_seeds):
+        import os
+
+        with open(os.environ["T_TRAIN_LOG"], "a") as f:
+            f.write("trained\n")
+        time.sleep(0.5)  # long enough for the other worker to reach the lock while this one trains
+        return {"w": np.ones(2)}, 1
+
+
+def _train_in_worker(args):
+    import os
+
+    cache, log = args
+    os.environ["WBENCH_CACHE"], os.environ["T_TRAIN_LOG"] = cache, log
+    from wbench.registry import get_registry
+
+    sc = get_registry().scenario("miso")
+    policy, info = training.trained_policy(_Slow(), sc, sc.resolve_params({}), "{}", 0, {})
+    return float(policy["w"].sum()), info.cached
+
+
+def test_parallel_workers_train_a_configuration_once(tmp_path):
+    import multiprocessing as mp
+
+    log = tmp_path / "log.txt"
+    with mp.get_context("spawn").Pool(2) as pool:
+        out = pool.map(_train_in_worker, [(str(tmp_path / "cache"), str(log))] * 2)
+    assert log.read_text().count("trained") == 1
+    assert [w for w, _ in out] == [2.0, 2.0] and sorted(c for _, c in out) == [False, True]

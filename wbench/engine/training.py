@@ -15,11 +15,13 @@ evaluation channels come from a file.
 
 Cache: a policy is a ``dict`` of NumPy arrays, kept in memory per process and on disk as a ``.npz`` (no pickle)
 under ``$WBENCH_CACHE/trained`` (default ``~/.cache/wbench/trained``), named by a hash of everything that
-determines it. A cached policy carries the cost of the training that produced it.
+determines it; parallel workers of one configuration take a file lock, so one trains and the others load. A
+cached policy carries the cost of the training that produced it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +29,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -109,6 +111,26 @@ def _save(path: Path, policy: Policy, info: TrainingInfo) -> None:
     os.replace(tmp, path)  # atomic: parallel workers never read a half-written policy
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory lock on ``path``'s cache entry (POSIX ``flock``); without one (no ``fcntl``, an unwritable
+    cache), no lock: parallel workers may then train the same policy twice (same seeds: the same policy)."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def trained_policy(solver: Any, scenario: Scenario, params: Mapping[str, Any], params_json: str, seed: int,
                    options: Mapping[str, Any]) -> tuple[Policy, TrainingInfo]:
     """The solver's policy for this configuration: from memory, from the disk cache, or trained now."""
@@ -120,14 +142,17 @@ def trained_policy(solver: Any, scenario: Scenario, params: Mapping[str, Any], p
     path = cache_dir() / f"{solver.name}-{key}.npz"
     hit = _load(path) if path.is_file() else None
     if hit is None:
-        t0, c0 = time.perf_counter(), time.process_time()
-        policy, episodes = solver.train(scenario, params, options, TrainingSet(scenario, params, seed))
-        policy = {str(k): np.asarray(v) for k, v in policy.items()}
-        info = TrainingInfo(time.perf_counter() - t0, time.process_time() - c0, int(episodes), cached=False)
-        try:
-            _save(path, policy, info)
-        except OSError:
-            pass  # an unwritable cache costs a retraining in the next process, nothing else
-        hit = (policy, info)
+        with _exclusive(path):  # parallel workers of one configuration: one trains, the others then load
+            hit = _load(path) if path.is_file() else None
+            if hit is None:
+                t0, c0 = time.perf_counter(), time.process_time()
+                policy, episodes = solver.train(scenario, params, options, TrainingSet(scenario, params, seed))
+                policy = {str(k): np.asarray(v) for k, v in policy.items()}
+                info = TrainingInfo(time.perf_counter() - t0, time.process_time() - c0, int(episodes), cached=False)
+                try:
+                    _save(path, policy, info)
+                except OSError:
+                    pass  # an unwritable cache costs a retraining in the next process, nothing else
+                hit = (policy, info)
     _MEMORY[key] = (hit[0], TrainingInfo(hit[1].wall_s, hit[1].cpu_s, hit[1].episodes, cached=False))
     return hit
