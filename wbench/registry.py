@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wbench.solvers.gradient.metaopt",
     "wbench.solvers.gradient.ggml",
     "wbench.solvers.learned.mlbf",
+    "wbench.solvers.learned.ddpg",
     "wbench.solvers.local.multistart",
     "wbench.solvers.manifold.riemannian",
     "wbench.solvers.alternating.ao",

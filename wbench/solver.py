@@ -19,7 +19,7 @@ import numpy as np
 from .params import Param, resolve
 from .problem import Problem, Vars, to_numpy_vars
 
-TAGS = ("baseline", "conventional", "meta", "bound", "reference", "optimum")
+TAGS = ("baseline", "conventional", "meta", "bound", "reference", "optimum", "learned")
 #: Tags of solvers that return a value (:attr:`Solution.value`) instead of variables: listed unranked.
 #: ``reference``: a value that is not a bound (e.g. a fully-digital local method beside hybrid designs).
 VALUE_TAGS = frozenset({"bound", "reference"})
@@ -69,6 +69,8 @@ class RunContext:
         #: Set by :mod:`wbench.starts` for the random starts of ``starts=N``: :meth:`initial` then returns a
         #: random feasible point whatever initial point the solver's options name.
         self.random_start = False
+        #: A trained solver's policy (``trains = True``): set by the harness from :meth:`Solver.train`.
+        self.policy: dict[str, np.ndarray] | None = None
         self._start = time.perf_counter()
         self._paused = 0.0
 
@@ -159,6 +161,8 @@ class Solver:
     #: before the clock starts: a one-off import is not the solver's time.
     uses_torch: ClassVar[bool] = False
     multi_start: ClassVar[bool] = False
+    #: ``True`` for a solver that learns a policy over training channels first (:meth:`train`).
+    trains: ClassVar[bool] = False
     origin: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -193,6 +197,14 @@ class Solver:
         return 64 * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in problem.variables.values())
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        raise NotImplementedError
+
+    def train(self, scenario: Any, params: Mapping[str, Any], options: Mapping[str, Any],
+              train_seeds: Any) -> tuple[dict[str, np.ndarray], int]:
+        """For ``trains = True``: learn a policy on the training channels ``train_seeds``
+        (:class:`wbench.engine.training.TrainingSet`, disjoint from the evaluation channels) and return it as a
+        ``dict`` of arrays with the number of episodes used. The harness calls it once per configuration, outside
+        the timed runs, caches the policy and hands it to :meth:`solve` as ``ctx.policy``."""
         raise NotImplementedError
 
     #: Set to True in subclasses that implement :meth:`solve_batch`.

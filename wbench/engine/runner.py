@@ -27,6 +27,7 @@ from .limits import RunTimeout, ThreadLimit, hard_limit
 from .planning import channel_source
 from .scoring import one_line, score
 from .tasks import Config, Task, run_key
+from .training import trained_policy
 
 def solver_rng(config: Config, solver: str, index: int) -> np.random.Generator:
     """Solver randomness for a run: depends on (seed, scenario, realisation, solver) only."""
@@ -57,11 +58,24 @@ def run_task(task: Task) -> list[dict[str, Any]]:
         RunContext(solver_rng(cfg, task.solver, i), task.budget_seconds, device=task.device)
         for i in task.instances
     ]
+    train_metrics: dict[str, float] | None = None
+    train_err: str | None = None
     with ThreadLimit(task.threads, solver.uses_torch):
-        _warm_up(solver, problems[0], options, task.device)
-        if solver.batched and len(problems) > 1:
+        if solver.trains:  # once per configuration, untimed; its cost is recorded apart (engine.training)
+            try:
+                policy, info = trained_policy(solver, scenario, cfg.params_dict, cfg.params_json, cfg.seed, options)
+                train_metrics = info.metrics()
+                for c in ctxs:
+                    c.policy = policy
+            except Exception as exc:
+                train_err = f"training failed: {one_line(exc)}"
+        if train_err is not None:
+            outcomes: list[Outcome] = [(None, train_err, 0.0, 0.0, 1, False)] * len(problems)
+        elif solver.batched and len(problems) > 1:
+            _warm_up(solver, problems[0], options, task.device, ctxs[0].policy)
             outcomes = _run_batch(solver, problems, options, ctxs, task.budget_seconds, task.timeout_seconds)
         else:
+            _warm_up(solver, problems[0], options, task.device, ctxs[0].policy)
             outcomes = [_run_one(solver, p, options, c, task.timeout_seconds) for p, c in zip(problems, ctxs)]
     rows = []
     for i, fp, prob, scorer, ctx, (sol, err, wall, cpu, batch, killed) in zip(
@@ -69,6 +83,8 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     ):
         row = _base_row(task, solver, i, fp)
         row.update(score(prob, solver, sol, err, wall, cpu, task.budget_seconds, ctx, killed, scorer))
+        if train_metrics is not None:
+            row["metrics"] = {**(row.get("metrics") or {}), **train_metrics}
         keep_solution(row, task.solution_cap_bytes)
         row["batch"] = batch
         rows.append(row)
@@ -98,14 +114,17 @@ Outcome = tuple[Solution | None, str | None, float, float, int, bool]
 _WARMED: set[str] = set()
 
 
-def _warm_up(solver: Solver, problem: Problem, options: Mapping[str, Any], device: str) -> None:
+def _warm_up(solver: Solver, problem: Problem, options: Mapping[str, Any], device: str,
+             policy: Any = None) -> None:
     """Once per process and solver, an untimed run with an already-spent budget: one-off costs (torch's
     first kernels and allocations, lazy imports) are paid here, not by the first timed run."""
     if not solver.uses_torch or solver.name in _WARMED:
         return
     _WARMED.add(solver.name)
+    ctx = RunContext(np.random.default_rng(0), 0.0, device=device)
+    ctx.policy = policy
     try:
-        solver.solve(problem, options, RunContext(np.random.default_rng(0), 0.0, device=device))
+        solver.solve(problem, options, ctx)
     except Exception:
         pass  # the timed run will meet (and record) the same failure
 
