@@ -307,7 +307,7 @@ def test_the_committed_claim_files_load_and_resolve_at_both_scales(fresh_registr
             assert len(arms["A"].configs) == len(cl.points(c, scale))
     # the paper scale uses the papers' channel counts
     paper = {c.paper.key: c.scales["paper"].instances for c in claims}
-    assert paper == {"seed000": 50, "seed001": 1000, "seed002": 50}
+    assert paper == {"seed000": 50, "seed000-hrsma": 15, "seed001": 1000, "seed002": 50}
 
 
 def test_the_committed_verdicts_cover_every_claim_at_small_scale():
