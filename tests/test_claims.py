@@ -308,7 +308,8 @@ def test_the_committed_claim_files_load_and_resolve_at_both_scales(fresh_registr
             assert len(arms["A"].configs) == len(cl.points(c, scale))
     # the paper scale uses the papers' channel counts
     paper = {Path(c.paper.path).stem: c.scales["paper"].instances for c in claims}
-    assert paper == {"seed000-bdris": 50, "seed001-mlbf": 1000, "seed002-ggml": 50, "seed000-isac": 15, "seed004-gml": 150}
+    assert paper == {"seed000-bdris": 50, "seed001-mlbf": 1000, "seed002-ggml": 50, "seed000-isac": 15, "seed004-gml": 150,
+                     "seed000-hrsma": 15}
 
 
 def test_the_committed_verdicts_cover_every_claim_at_small_scale():

@@ -367,3 +367,37 @@ def test_penalised_loss_is_the_generic_form():
             grads.append(xt["P"].grad.numpy().copy())
         assert vals[0] == pytest.approx(vals[1], rel=1e-13)
         np.testing.assert_allclose(grads[0], grads[1], rtol=1e-11, atol=1e-13)
+
+
+# -- the perfect-CSIT SDMA view --------------------------------------------------------------------------------
+def test_sdma_with_perfect_csit_offers_the_miso_view_and_wmmse_matches_miso():
+    """``scheme=sdma``, ``se2=0``, ``R_th=0``: the problem is the MU-MISO sum rate on ``H_hat``; WMMSE through
+    the view equals WMMSE run on ``H_hat`` directly from the same start, and the scenario's own utility of the
+    result equals the MISO sum rate."""
+    from wbench.rates import weighted_sum_rate
+    from wbench.solver import RunContext
+    from wbench.solvers.wmmse.dpc_bound import whole_problem_view_reason
+    from wbench.solvers.wmmse.wmmse import Wmmse, wmmse_stack
+
+    _, _, _, prob, _ = make(Nt=4, K=3, G=1, M=20, M_eval=20, scheme="sdma", se2=0.0, R_th=0.0, snr_db=10.0)
+    assert prob.has_precoding_view and whole_problem_view_reason(prob) is None
+    np.testing.assert_array_equal(prob.H, np.broadcast_to(prob.H_hat, prob.H.shape))
+    x0 = prob.initial("svd-mrt")
+    view = prob.precoding_view(x0)
+    assert view.simple and np.array_equal(view.H, prob.H_hat) and view.power == pytest.approx(prob.power)
+    sol = Wmmse().solve(prob, {"starts": 1, "init": "svd-mrt"}, RunContext(np.random.default_rng(0)))
+    V, _, _ = wmmse_stack(prob.H_hat[None], np.ones((1, 3)), np.array([prob.power]), np.array([prob.sigma2]),
+                          np.asarray(x0["P"])[None], 100, 1e-4)
+    np.testing.assert_allclose(sol.x["P"], V[0], atol=1e-10)
+    miso = weighted_sum_rate(prob.H_hat.conj() @ V[0], np.ones(3), np.full(3, prob.sigma2))
+    assert prob.utility(sol.x) == pytest.approx(miso, rel=1e-10)
+
+
+@pytest.mark.parametrize("given,word", [({"scheme": "rsma", "se2": 0.0, "R_th": 0.0}, "scheme=rsma"),
+                                        ({"scheme": "sdma", "se2": 0.2, "R_th": 0.0}, "se2"),
+                                        ({"scheme": "sdma", "se2": 0.0, "R_th": 0.25}, "R_th")])
+def test_no_view_otherwise_with_the_reason(given, word):
+    _, _, _, prob, _ = make(Nt=4, K=3, G=1, M=5, M_eval=5, **given)
+    assert not prob.has_precoding_view and word in prob.precoding_view_reason()
+    with pytest.raises(NotImplementedError, match=word):
+        prob.precoding_view(prob.initial())

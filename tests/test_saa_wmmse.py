@@ -195,21 +195,45 @@ def test_qos_deficit_is_the_lp_optimum():
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_the_qcqp_is_dpp(scheme, R_th):
     lay = RsmaLayout(scheme, np.array([0, 0, 1, 1]))
-    assert SaaQcqp(lay, 4, 10.0, R_th).problem.is_dpp()
+    assert SaaQcqp(lay, 4, 10.0, R_th, backend="cvxpy").problem.is_dpp()
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_rebuilt_and_parametrised_solves_agree(scheme):
-    """One QCQP solved through the DPP Parameters and rebuilt with constants: the same optimum."""
+    """One QCQP solved through the DPP Parameters, rebuilt with constants, and in the hand-written conic form
+    (three independent assemblies of the same problem): the same optimum."""
     data = make_data(scheme, R_th=0.5)
     P0 = random_start(data)
     sur = surrogate(data, P0)
     args = (data.layout, data.Nt, data.power, data.R_th)
-    P1 = SaaQcqp(*args).solve(sur).P
-    P2 = SaaQcqp(*args, parametric=False).solve(sur).P
-    v1, v2 = (sur.value(P, data.layout, data.R_th, 100.0) for P in (P1, P2))
+    P1 = SaaQcqp(*args, backend="cvxpy").solve(sur).P
+    P2 = SaaQcqp(*args, parametric=False, backend="cvxpy").solve(sur).P
+    P3 = SaaQcqp(*args).solve(sur).P
+    v1, v2, v3 = (sur.value(P, data.layout, data.R_th, 100.0) for P in (P1, P2, P3))
     assert v1 == pytest.approx(v2, rel=1e-7, abs=1e-7)
+    assert v3 == pytest.approx(v1, rel=1e-7, abs=1e-7)
     np.testing.assert_allclose(P1, P2, atol=1e-4 * np.linalg.norm(P1))
+    np.testing.assert_allclose(P3, P1, atol=1e-4 * np.linalg.norm(P1))
+
+
+@pytest.mark.parametrize("R_th", [0.0, 0.5])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conic_qcqp_optimum_is_the_surrogates_maximum(scheme, R_th):
+    """The conic form's optimal value (its objective plus constant, negated) is the surrogate's value at its own
+    optimum, and no feasible random point does better."""
+    data = make_data(scheme, R_th=R_th)
+    sur = surrogate(data, random_start(data))
+    qcqp = SaaQcqp(data.layout, data.Nt, data.power, data.R_th)
+    P = qcqp.solve(sur).P
+    best = sur.value(P, data.layout, data.R_th, 100.0)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        Q = rng.standard_normal(P.shape) + 1j * rng.standard_normal(P.shape)
+        Q *= math.sqrt(data.power) / np.linalg.norm(Q)
+        assert sur.value(Q, data.layout, data.R_th, 100.0) <= best + 1e-7
+        R = P + 0.05 * math.sqrt(data.power) * Q / np.linalg.norm(Q)  # nearby points
+        R *= min(1.0, math.sqrt(data.power) / np.linalg.norm(R))
+        assert sur.value(R, data.layout, data.R_th, 100.0) <= best + 1e-7
 
 
 def test_bad_input_one_line():
@@ -245,7 +269,10 @@ def test_declines_beyond_the_size_cap_with_the_reason():
     assert solver.declines(big, {"max_size": 256}) is None
     assert solver.declines(FakeProblem(make_data("sdma")), {}) is None
     assert solver.declines(object(), {}) == "the problem offers no SAA data (no saa_data())"
-    assert solver.memory_bytes(big, {}) > solver.memory_bytes(big, {"dpp": False}) > 0
+    cvx = {"backend": "cvxpy"}
+    assert solver.memory_bytes(big, cvx) > solver.memory_bytes(big, {**cvx, "dpp": False}) > 0
+    assert 0 < solver.memory_bytes(big, {}) < solver.memory_bytes(big, cvx)
+    assert "grows as (Nt K)^3.5" in reason
 
 
 def test_solver_plugin_runs_and_honours_the_budget():
@@ -257,8 +284,9 @@ def test_solver_plugin_runs_and_honours_the_budget():
     assert np.linalg.norm(sol.x["P"]) ** 2 <= prob.data.power * (1 + 1e-6)
     assert saa_rates(prob.data, sol.x["P"]).asr == pytest.approx(sol.info["asr_trace"][-1], rel=1e-12)
     assert [c[1] for c in ctx.checkpoints][0] == 0 and ctx.checkpoints[-1][1] == sol.iterations
-    rebuilt = solver.solve(prob, {"max_iter": 2, "tol": 0.0, "dpp": False}, RunContext(np.random.default_rng(0)))
-    assert rebuilt.iterations == 2 and rebuilt.info["status"] == "max_iter"
+    for opts in ({"dpp": False, "backend": "cvxpy"}, {"backend": "cvxpy"}):
+        other = solver.solve(prob, {"max_iter": 2, "tol": 0.0, **opts}, RunContext(np.random.default_rng(0)))
+        assert other.iterations == 2 and other.info["status"] == "max_iter"
     spent = RunContext(np.random.default_rng(0), budget_seconds=0.0)
     sol0 = solver.solve(prob, {}, spent)
     assert sol0.iterations == 0 and sol0.info["status"] == "stopped"

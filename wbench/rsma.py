@@ -136,7 +136,9 @@ def received_powers(H: Any, P: Any) -> Any:
     if _is_torch(P):
         import torch
 
-        return torch.view_as_real(H.conj() @ P).square().sum(-1)  # torch's conj is a lazy view
+        A = H @ torch.conj_physical(P)  # as below: conjugating the small P, not the draws (a lazy H.conj()
+        # is materialised by the matmul; a lazy P.conj() would leave the conjugate bit on the gradient)
+        return A.real.square() + A.imag.square()
     A = H @ P.conj()  # conj(h_k^H p_j): the same modulus, without copying the (large) draws conjugated
     return A.real ** 2 + A.imag ** 2
 

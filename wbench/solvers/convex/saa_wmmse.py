@@ -73,7 +73,16 @@ Hence ``merit(P_{t-1}) <= v_t <= merit(P_t) <= v_{t+1}``: the surrogate optimum 
 ASR without QoS) are both non-decreasing, up to the conic solver's tolerance. A step whose merit falls by more
 than ``1e-6`` relative (an inaccurate solve) is not taken: the last good point is returned.
 
-**cvxpy form.** ``P = sqrt(P_t) X`` with ``||X||_F <= 1``, ``X`` a complex variable; each quadratic is
+**Conic form (default, ``backend="conic"``).** The QCQP below is written out once per layout in Clarabel's
+conic form (:mod:`wbench.solvers.convex.saa_conic`: a fixed sparsity pattern, numpy fills its values each
+iteration) and handed to Clarabel, then the same fallbacks. It solves the same problem as the cvxpy form (tested:
+the same optimum) without cvxpy's compilation. Measured on one core for ``hrsma`` at the default config (``Nt, K,
+G = 8, 6, 2``, ``M = 200``, 30 dB, ``se2 = 0.8``, QoS): about 0.1-0.15 CPU-s per iteration (Clarabel's
+interior-point solve is most of it), 10-14 CPU-s for the 100 iterations of the cap, against about 5 CPU-s per
+iteration through cvxpy (its parameter mapping and compilation; there the run also ended after 15 iterations when
+an SCS fallback step lowered the merit).
+
+**cvxpy form** (``backend="cvxpy"``). ``P = sqrt(P_t) X`` with ``||X||_F <= 1``, ``X`` a complex variable; each quadratic is
 ``cp.sum_squares(B_ks @ X[:, A_ks])`` with ``B_ks = sqrt(P_t) Lambda^{1/2} U^H`` from ``eigh(Psi_ks)`` (negative
 round-off eigenvalues clipped to 0), so ``B^H B = P_t Psi``. The problem is built once per layout with cvxpy
 Parameters (``B_ks``, ``f``, the constants: DPP, ``problem.is_dpp()`` is tested) and re-solved every iteration;
@@ -93,7 +102,8 @@ of the ``3K`` parametrised products ``B_ks X``: measured on one core for ``hrsma
 (``Nt K = 200``) it ran out of a 23 GB machine. A re-solve then costs 0.1-0.25 s, 1.1-1.5 s and 2.2 s.
 Rebuilding every iteration (``dpp=false``) needs little memory (0.3 GB at ``Nt K = 200``) but recompiles each
 time (6.5 s per iteration at ``16, 8``; 23 s at ``20, 10``). The solver therefore declines ``Nt K > max_size``
-(default 100) with the reason. Other DPP forms did not lower the compilation's memory at ``Nt, K = 16, 8``: real
+(default 100) with the reason; the conic backend keeps that cap, now for the interior-point cost (about 0.1 s a
+solve at ``Nt K = 48``, growing as ``(Nt K)^3.5``). Other DPP forms did not lower the compilation's memory at ``Nt, K = 16, 8``: real
 stacking, one stacked parameter ``[B_1; ..; B_R] @ X``, cvxpy's COO and SCIPY backends; the per-draw form
 ``sum_m t_m |h_m^H p|^2`` with the weights as parameters ran out of memory already at ``Nt, K = 8, 6``.
 
@@ -117,10 +127,12 @@ from ...params import Param
 from ...problem import Problem
 from ...rsma import RsmaLayout, SaaData
 from ...solver import RunContext, Solution, Solver
+from .saa_conic import ConicQcqp
 
 LN2 = math.log(2.0)
 STAGES = ("c", "cg", "p")
 DEFAULT_MAX_SIZE = 100
+BACKENDS = ("conic", "cvxpy")
 _REJECT_RTOL = 1e-6  # relative fall of the merit beyond which a step is treated as a failed solve
 _LOOSE = 1e-7
 #: Clarabel at its defaults (1e-8); again at 1e-7 (near a stream switching off, Clarabel can reach 1e-8 in the gap
@@ -332,16 +344,26 @@ class SaaQcqp:
     :meth:`solve` builds a fresh problem with constants (the benchmark's reference)."""
 
     def __init__(self, layout: RsmaLayout, Nt: int, power: float, R_th: float = 0.0,
-                 qos_penalty: float = 100.0, parametric: bool = True, radar: bool = False) -> None:
+                 qos_penalty: float = 100.0, parametric: bool = True, radar: bool = False,
+                 backend: str = "conic") -> None:
         if qos_penalty < 1.0:
             raise ValueError(f"qos_penalty must be >= 1 (it is {qos_penalty})")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.layout, self.Nt, self.power = layout, int(Nt), float(power)
         self.R_th, self.qos_penalty, self.parametric = float(R_th), float(qos_penalty), parametric
+        if radar and backend == "conic":
+            # the conic form has no linear objective term: the probing term's minorant (isac) goes through cvxpy
+            backend = "cvxpy"
+        self.backend = backend
         self.rows = stage_rows(layout)
         self.problem: cp.Problem | None = None
         self.radar = radar
         self._L = cp.Parameter((self.Nt, layout.n_streams), complex=True) if radar and parametric else None
-        if parametric:
+        self._conic: ConicQcqp | None = None
+        if backend == "conic":
+            self._conic = ConicQcqp(layout, self.rows, self.Nt, self.R_th, self.qos_penalty)
+        elif parametric:
             K, n = layout.K, self.Nt
             self._B = {s: [cp.Parameter((n, n), complex=True) for _ in range(K)] for s in self.rows.stages}
             self._f = {s: cp.Parameter((n, K), complex=True) for s in self.rows.stages}
@@ -391,6 +413,15 @@ class SaaQcqp:
         ``radar_grad`` (with ``radar=True``): ``lambda_r A P_cur``, the probing term's linear part is
         ``2 Re tr(radar_grad^H P)`` bit/s/Hz, i.e. ``2 ln2 sqrt(P_t) Re tr(radar_grad^H X)`` nats."""
         B, f, c = self._data(sur)
+        if self._conic is not None:
+            out = self._conic.solve(B, f, c, _ATTEMPTS)
+            if out is None:
+                return None
+            Xv, name, status = out
+            norm = np.linalg.norm(Xv)
+            if norm > 1.0:  # the solver's tolerance: put the point back on the ball
+                Xv = Xv / norm
+            return QcqpResult(math.sqrt(self.power) * Xv, name, status)
         L = None
         if self.radar:
             L = 2.0 * LN2 * math.sqrt(self.power) * np.asarray(radar_grad, dtype=np.complex128)
@@ -466,6 +497,7 @@ def saa_wmmse(
     *,
     qos_penalty: float = 100.0,
     rebuild: bool = False,
+    backend: str = "conic",
     on_iteration: Callable[[int, np.ndarray], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, SaaTrace]:
@@ -480,7 +512,8 @@ def saa_wmmse(
     if pw > data.power:
         P *= math.sqrt(data.power / pw)
     radar = data.probing is not None and data.radar_weight > 0
-    qcqp = SaaQcqp(data.layout, data.Nt, data.power, data.R_th, qos_penalty, parametric=not rebuild, radar=radar)
+    qcqp = SaaQcqp(data.layout, data.Nt, data.power, data.R_th, qos_penalty, parametric=not rebuild,
+                   radar=radar, backend=backend)
     trace = SaaTrace()
 
     def record(rates: SaaRates) -> None:
@@ -525,7 +558,7 @@ class SaaWmmse(Solver):
     schemes, elastic QoS, one parametrised cvxpy QCQP re-solved per iteration (module docstring)."""
 
     name = "saa-wmmse"
-    version = "1"
+    version = "2"
     description = "SAA-WMMSE (Joudeh & Clerckx 2016): one cvxpy QCQP per iteration, rate splitting with QoS"
     tags = frozenset({"conventional"})
     scenarios = ("hrsma", "isac")
@@ -537,8 +570,10 @@ class SaaWmmse(Solver):
         "qos_penalty": Param(100.0, "exact penalty per nat of QoS shortfall (elastic QoS; >= 1)", min=1.0),
         "max_size": Param(DEFAULT_MAX_SIZE, "decline when Nt K exceeds this (cvxpy's DPP compilation: ~3.6 GB and "
                           "30 s at Nt K = 96, 8 GB at 128)", min=1),
-        "dpp": Param(True, "build the QCQP once with cvxpy Parameters and re-solve it (false: rebuild it every "
-                     "iteration, slower but little memory)"),
+        "backend": Param("conic", "conic: the QCQP's conic form assembled with numpy and handed to Clarabel "
+                         "directly (saa_conic); cvxpy: modelled with cvxpy (see dpp)", choices=BACKENDS),
+        "dpp": Param(True, "backend=cvxpy: build the QCQP once with cvxpy Parameters and re-solve it (false: "
+                     "rebuild it every iteration, slower but little memory)"),
     }
     budget_options = ("max_iter", "tol", "init")
 
@@ -552,6 +587,9 @@ class SaaWmmse(Solver):
         data = problem.saa_data()
         size = data.Nt * data.layout.K
         if size > opts["max_size"]:
+            if opts["backend"] == "conic":
+                return (f"Nt K = {size} exceeds max_size={opts['max_size']}: each interior-point solve of the QCQP "
+                        f"grows as (Nt K)^3.5, times up to max_iter iterations (set max_size to run it anyway)")
             return (f"Nt K = {size} exceeds max_size={opts['max_size']}: cvxpy's compilation of the QCQP needs "
                     f"about 3.6 GB at Nt K = 96 and 8 GB at 128, and each solve grows as (Nt K)^3.5 (set max_size "
                     f"to run it anyway; dpp=false trades memory for a recompilation every iteration)")
@@ -567,6 +605,8 @@ class SaaWmmse(Solver):
         rows = len(stage_rows(data.layout).stages) * data.layout.K
         n = rows * data.Nt**2 * data.layout.n_streams
         arrays = 16 * 8 * data.M * data.layout.K * (data.layout.n_streams + data.Nt)
+        if opts["backend"] == "conic":  # A has about 4 n entries; Clarabel's KKT factor a small multiple
+            return int(150e6 + arrays + 400 * n)
         compile_ = 3.45e9 * (n / 38016) ** 1.6 if opts["dpp"] else 2e3 * n
         return int(150e6 + arrays + compile_)
 
@@ -582,7 +622,7 @@ class SaaWmmse(Solver):
 
         P, trace = saa_wmmse(
             data, np.asarray(x0[var]), opts["max_iter"], opts["tol"], qos_penalty=opts["qos_penalty"],
-            rebuild=not opts["dpp"], on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
+            rebuild=not opts["dpp"], backend=opts["backend"], on_iteration=lambda t, P: ctx.checkpoint(point(P), t), stop=ctx.expired,
         )
         x = point(P)
         n = trace.iterations
