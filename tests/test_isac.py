@@ -279,3 +279,25 @@ def test_figure_kinds_come_from_the_plugin_hook_and_clashes_are_refused():
             reg.add_module(mod, "test", "0")
     with pytest.raises(ValueError, match="options"):
         FigureKind("x", ("isac",), lambda rows, db: None, lambda df: None, options=("colour",))
+
+
+def test_conic_and_cvxpy_backends_agree_with_the_probing_term():
+    """The linearised probing term enters both assemblies of the QCQP (the hand-written conic form and cvxpy's
+    Parameters): the same optimum of the same surrogate plus the same linear term."""
+    from wbench.solvers.convex.saa_wmmse import SaaQcqp, surrogate
+
+    sc, params, ch, prob, scorer = make(0, scheme="hrsma", Nt=4, K=4, G=2, azimuths="even", M=10, lambda_r=0.05)
+    data = prob.saa_data()
+    P0 = prob.initial("svd-mrt")["P"]
+    sur = surrogate(data, P0)
+    grad = data.radar_weight * data.probing @ P0
+    args = (data.layout, data.Nt, data.power, data.R_th)
+    Pc = SaaQcqp(*args, radar=True).solve(sur, grad).P
+    Pv = SaaQcqp(*args, radar=True, backend="cvxpy").solve(sur, grad).P
+    Pn = SaaQcqp(*args).solve(sur).P  # without the term: a different optimum, so the term is not ignored
+
+    def value(P):
+        lin = 2.0 * float(np.real(np.vdot(grad, P)))  # bit/s/Hz, as radar_grad's docstring states
+        return sur.value(P, data.layout, data.R_th, 100.0) + lin * np.log(2.0)
+    assert value(Pc) == pytest.approx(value(Pv), rel=1e-6, abs=1e-6)
+    assert value(Pc) > value(Pn) + 1e-6

@@ -204,9 +204,16 @@ class ConicQcqp:
         return A, b, obj, const
 
     def solve(self, B: dict[str, np.ndarray], f: dict[str, np.ndarray], c: dict[str, np.ndarray],
-              attempts: tuple[tuple[str, dict[str, Any]], ...]) -> tuple[np.ndarray, str, str] | None:
-        """The optimal ``X`` (Nt, S), the attempt's solver and status; ``None`` when every attempt fails."""
+              attempts: tuple[tuple[str, dict[str, Any]], ...], lin: np.ndarray | None = None
+              ) -> tuple[np.ndarray, str, str] | None:
+        """The optimal ``X`` (Nt, S), the attempt's solver and status; ``None`` when every attempt fails.
+        ``lin`` (Nt, S), optional: ``Re tr(lin^H X)`` is added to the maximised objective (``isac``'s linearised
+        probing term), i.e. ``-[Re lin_j; Im lin_j]`` to the minimised one, column by column as ``X`` is stored."""
         A, b, obj, _ = self.data(B, f, c)
+        if lin is not None:
+            obj = obj.copy()
+            obj[:self.nx] -= np.concatenate([np.concatenate([lin[:, j].real, lin[:, j].imag])
+                                             for j in range(self.layout.n_streams)])
         for name, kwargs in attempts:
             z, status = self._run(name, kwargs, A, b, obj)
             if z is not None and np.all(np.isfinite(z)):

@@ -352,9 +352,6 @@ class SaaQcqp:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.layout, self.Nt, self.power = layout, int(Nt), float(power)
         self.R_th, self.qos_penalty, self.parametric = float(R_th), float(qos_penalty), parametric
-        if radar and backend == "conic":
-            # the conic form has no linear objective term: the probing term's minorant (isac) goes through cvxpy
-            backend = "cvxpy"
         self.backend = backend
         self.rows = stage_rows(layout)
         self.problem: cp.Problem | None = None
@@ -413,8 +410,11 @@ class SaaQcqp:
         ``radar_grad`` (with ``radar=True``): ``lambda_r A P_cur``, the probing term's linear part is
         ``2 Re tr(radar_grad^H P)`` bit/s/Hz, i.e. ``2 ln2 sqrt(P_t) Re tr(radar_grad^H X)`` nats."""
         B, f, c = self._data(sur)
+        L = None
+        if self.radar:
+            L = 2.0 * LN2 * math.sqrt(self.power) * np.asarray(radar_grad, dtype=np.complex128)
         if self._conic is not None:
-            out = self._conic.solve(B, f, c, _ATTEMPTS)
+            out = self._conic.solve(B, f, c, _ATTEMPTS, lin=L)
             if out is None:
                 return None
             Xv, name, status = out
@@ -422,9 +422,6 @@ class SaaQcqp:
             if norm > 1.0:  # the solver's tolerance: put the point back on the ball
                 Xv = Xv / norm
             return QcqpResult(math.sqrt(self.power) * Xv, name, status)
-        L = None
-        if self.radar:
-            L = 2.0 * LN2 * math.sqrt(self.power) * np.asarray(radar_grad, dtype=np.complex128)
         if self.parametric:
             for s in self.rows.stages:
                 for k, par in enumerate(self._B[s]):
