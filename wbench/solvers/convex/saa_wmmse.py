@@ -117,9 +117,8 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import cvxpy as cp
 import numpy as np
 
 from ...hookspecs import hookimpl
@@ -128,6 +127,9 @@ from ...problem import Problem
 from ...rsma import RsmaLayout, SaaData
 from ...solver import RunContext, Solution, Solver
 from .saa_conic import ConicQcqp
+
+if TYPE_CHECKING:  # cvxpy is imported where the cvxpy backend is built: it costs ~0.8 s on every registry load
+    import cvxpy as cp
 
 LN2 = math.log(2.0)
 STAGES = ("c", "cg", "p")
@@ -356,12 +358,16 @@ class SaaQcqp:
         self.rows = stage_rows(layout)
         self.problem: cp.Problem | None = None
         self.radar = radar
-        self._L = cp.Parameter((self.Nt, layout.n_streams), complex=True) if radar and parametric else None
+        self._L = None
         self._conic: ConicQcqp | None = None
         if backend == "conic":
             self._conic = ConicQcqp(layout, self.rows, self.Nt, self.R_th, self.qos_penalty)
         elif parametric:
+            import cvxpy as cp
+
             K, n = layout.K, self.Nt
+            if radar:
+                self._L = cp.Parameter((self.Nt, layout.n_streams), complex=True)
             self._B = {s: [cp.Parameter((n, n), complex=True) for _ in range(K)] for s in self.rows.stages}
             self._f = {s: cp.Parameter((n, K), complex=True) for s in self.rows.stages}
             self._c = {s: cp.Parameter(K) for s in self.rows.stages}
@@ -369,6 +375,8 @@ class SaaQcqp:
 
     def _build(self, B: Mapping[str, Any], f: Mapping[str, Any], c: Mapping[str, Any], L: Any = None
                ) -> tuple[cp.Problem, cp.Variable]:
+        import cvxpy as cp
+
         layout, rows, K = self.layout, self.rows, self.layout.K
         X = cp.Variable((self.Nt, layout.n_streams), complex=True)
         xi = {}
@@ -433,6 +441,8 @@ class SaaQcqp:
             problem, X = self.problem, self._X
         else:
             problem, X = self._build({s: list(B[s]) for s in B}, f, c, L)
+        import cvxpy as cp
+
         for name, kwargs in _ATTEMPTS:
             try:
                 with warnings.catch_warnings():  # "solution may be inaccurate": the status says so
