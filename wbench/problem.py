@@ -453,7 +453,7 @@ class Simplex(ConstraintSet):
 
         flat = x.reshape(-1)
         y = flat.clamp(min=0.0)
-        if not self.equality and float(y.sum()) <= self.total:
+        if not self.equality and float(y.detach().sum()) <= self.total:
             return y.reshape(x.shape)
         u = torch.sort(flat.detach(), descending=True).values
         css = torch.cumsum(u, 0) - self.total

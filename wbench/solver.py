@@ -160,6 +160,9 @@ class Solver:
     #: Solvers that use torch set this, so that the harness imports torch (and fixes its thread count)
     #: before the clock starts: a one-off import is not the solver's time.
     uses_torch: ClassVar[bool] = False
+    #: Modules a solver imports lazily (e.g. ``("cvxpy",)``): the harness imports them before the clock
+    #: starts, for the same reason. Without this a worker's first run of the solver pays the import.
+    imports: ClassVar[tuple[str, ...]] = ()
     multi_start: ClassVar[bool] = False
     #: ``True`` for a solver that learns a policy over training channels first (:meth:`train`).
     trains: ClassVar[bool] = False

@@ -82,6 +82,7 @@ class AoStar(Solver):
     tags = frozenset({"conventional"})
     scenarios = ("star-ris-noma",)
     uses_torch = True
+    imports = ("cvxpy",)
     multi_start = True
     options = {
         "max_outer": Param(30, "outer (power step + RIS step) iterations at most", min=1),

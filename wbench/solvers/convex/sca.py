@@ -253,6 +253,7 @@ class Sca(Solver):
     scenarios = ("comp-rsma-ma", "miso")
     multi_start = True
     uses_torch = True
+    imports = ("cvxpy",)
     options = {
         "max_iter": Param(50, "SCA rounds", min=1),
         "tol": Param(1e-4, "stop when the penalised objective changes by less than this, relative", min=0.0),
