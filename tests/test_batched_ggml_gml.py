@@ -10,14 +10,18 @@ others), and the harness's batched path against its per-run path.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tests.helpers import compare, stored
 from wbench.channels.channelset import realisation_rng
+from wbench.registry import get_registry
 from wbench.scenarios.hybrid import Hybrid
 from wbench.solver import RunContext
 from wbench.solvers.gradient.ggml import Ggml
+from wbench.solvers.gradient.gml import Gml
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,12 +97,53 @@ def test_ggml_a_non_finite_realisation_does_not_disturb_the_others():
     assert all(np.isfinite(batch[0].info["rate_trace"])) and all(np.isfinite(batch[2].info["rate_trace"]))
 
 
-def test_the_harness_batched_path_stores_the_per_run_results(tmp_path, fresh_registry, monkeypatch):
-    args = ["--solvers", "ggml[epochs=10,hidden=16]", "--instances", "3", "--set", "Nt=8", "--set", "N_RF=2",
-            "--set", "K=2"]
-    assert compare(tmp_path / "b.db", *args, scenario="hybrid") == 0
-    monkeypatch.setattr(Ggml, "batched", False)
-    assert compare(tmp_path / "s.db", *args, scenario="hybrid") == 0
+# -- gml ----------------------------------------------------------------------------------------------------
+TINY = {"N": 2, "I": 2, "K": 2, "L": 3, "Q": 3}
+
+
+def comp_stack(n: int = 3, **given) -> list:
+    sc = get_registry().scenario("comp-rsma-ma")
+    params = sc.resolve_params({**TINY, **given})
+    return [sc.problem(params, sc.draw(params, realisation_rng(5, sc.name, i))) for i in range(n)]
+
+
+@pytest.mark.parametrize("given", [{}, {"scheme": "sdma"}, {"antennas": "fpa", "sinr": "paper"}, {"K": 3, "I": 3}],
+                         ids=["rsma-ma", "sdma", "fpa-paper", "K3"])
+def test_gml_batch_equals_loop(given):
+    batch = assert_batch_equals_loop(Gml(), comp_stack(3, **given), {"iters": 12}, "utility_per_iteration")
+    assert {tuple(sorted(s.x)) for s in batch} == {tuple(sorted(comp_stack(1, **given)[0].variables))}
+
+
+def test_gml_other_options_batch_of_one_and_mixed_shapes():
+    assert_batch_equals_loop(Gml(), comp_stack(2), {"iters": 8, "input_norm": "raw", "penalty": 0.5,
+                                                    "init": "mrt"}, "utility_per_iteration")
+    assert_batch_equals_loop(Gml(), comp_stack(1), {"iters": 8}, "utility_per_iteration")
+    probs = [comp_stack(1)[0], comp_stack(1, scheme="sdma")[0], comp_stack(2)[1]]
+    sols = Gml().solve_batch(probs, {"iters": 5}, ctxs(3))
+    assert ["c" in s.x for s in sols] == [True, False, True]
+    for p, s, c in zip(probs, sols, ctxs(3)):
+        assert_same_vars(Gml().solve(p, {"iters": 5}, c).x, s.x)
+
+
+def test_gml_a_non_finite_realisation_does_not_disturb_the_others():
+    probs = comp_stack(3)
+    probs[1].draw = dataclasses.replace(probs[1].draw, sigma=np.full_like(probs[1].draw.sigma, np.nan))
+    probs[1].__post_init__()  # the cached position-independent factor
+    batch = assert_batch_equals_loop(Gml(), probs, {"iters": 6}, "utility_per_iteration")
+    assert np.all(np.isneginf(batch[1].info["utility_per_iteration"]))  # scored -inf, start kept
+    assert np.all(np.isfinite(batch[0].info["utility_per_iteration"] + batch[2].info["utility_per_iteration"]))
+
+
+@pytest.mark.parametrize("solver, scenario, spec, sets", [
+    (Ggml, "hybrid", "ggml[epochs=10,hidden=16]", {"Nt": 8, "N_RF": 2, "K": 2}),
+    (Gml, "comp-rsma-ma", "gml[iters=6]", {"N": 2, "I": 2, "K": 2, "L": 3, "Q": 3, "R_th": 0}),
+], ids=["ggml", "gml"])
+def test_the_harness_batched_path_stores_the_per_run_results(tmp_path, fresh_registry, monkeypatch, solver,
+                                                             scenario, spec, sets):
+    args = ["--solvers", spec, "--instances", "3", *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
+    assert compare(tmp_path / "b.db", *args, scenario=scenario) == 0
+    monkeypatch.setattr(solver, "batched", False)
+    assert compare(tmp_path / "s.db", *args, scenario=scenario) == 0
     batched, single = stored(tmp_path / "b.db"), stored(tmp_path / "s.db")
     single_by = {(r["label"], r["params"], r["instance"]): r for r in single}
     assert len(batched) == len(single) == 3
