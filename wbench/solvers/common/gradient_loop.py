@@ -443,12 +443,7 @@ class BatchSetup:
         import torch
 
         problems, first = self.problems, self.first
-        loss = type(problems[0]).loss_torch_batch(problems, x)
-        if problems[0].has_constraints_torch:
-            w = [p.constraint_penalty if first.constraint_penalty is None else first.constraint_penalty
-                 for p in problems]
-            loss = loss + torch.stack([w[b] * p.constraint_penalty_torch(_row(x, b))
-                                       for b, p in enumerate(problems)])
+        loss = type(problems[0]).penalised_loss_torch_batch(problems, x, first.constraint_penalty)
         for name in first.penalised:
             loss = loss + first.penalty * first.problem.variables[name].constraint.penalty_torch_batch(x[name])
         for j in first.joint_penalised:
