@@ -152,3 +152,22 @@ def test_the_harness_batched_path_stores_the_per_run_results(tmp_path, fresh_reg
         assert r["status"] == s["status"] == "ok"
         assert r["utility"] == s["utility"] and r["iterations"] == s["iterations"]
         assert r["batch"] == 3 and s["batch"] == 1
+
+
+def test_a_failed_batch_reruns_each_realisation_from_its_own_draws(monkeypatch):
+    """When ``solve_batch`` raises (here ``ggml``'s zero-forcing start on a NaN channel, after the earlier
+    realisations drew their starts), the harness solves the realisations one by one: each from its generator's
+    state before the batch, so the good ones get exactly their unbatched results."""
+    from wbench.engine.runner import _run_batch
+
+    probs = hybrid_stack(3)
+    probs[2].H = probs[2].H.copy()
+    probs[2].H[0, 0] = np.nan
+    opts = Ggml().resolve_options({"epochs": 5, "hidden": 8})
+    with pytest.raises(np.linalg.LinAlgError):
+        Ggml().solve_batch(probs, opts, ctxs(3))
+    outcomes = _run_batch(Ggml(), probs, opts, ctxs(3), None)
+    assert outcomes[2][0] is None and outcomes[2][1]  # the bad one: an error
+    for p, c, (sol, err, *_) in zip(probs[:2], ctxs(2), outcomes[:2]):
+        assert err is None
+        assert_same_vars(sol.x, Ggml().solve(p, opts, c).x)
