@@ -189,7 +189,7 @@ def hrsma_stack(n: int = 3, **given) -> list:
 
 @pytest.mark.parametrize("given", [{}, {"scheme": "rsma", "R_th": 0.0}, {"scheme": "sdma", "R_th": 1.0}],
                          ids=["hrsma-qos", "rsma", "sdma-qos"])
-def test_metaopt_alg1_on_hrsma_bitwise(given):
+def test_metaopt_alg1_and_adam_on_hrsma_bitwise(given):
     """The per-realisation loss on the CPU (:meth:`HrsmaProblem.penalised_loss_torch_batch`) and per-row power
     ball: bitwise, also with the QoS penalty active (``P`` has 7 columns: rows that do not fill SIMD vectors)."""
     from wbench.solvers.gradient.metaopt import MetaOptAlg1
@@ -198,6 +198,20 @@ def test_metaopt_alg1_on_hrsma_bitwise(given):
                              exact=True)
     assert_batch_equals_loop(MetaOptAlg1(), hrsma_stack(1, **given), {"iters": 6, "hidden": "16x16x16"},
                              exact=True)
+    assert_batch_equals_loop(Adam(), hrsma_stack(3, **given), {"iters": 20}, exact=True)
+
+
+def test_metaopt_alg1_and_adam_on_isac_bitwise():
+    """``isac`` (a subclass of the ``hrsma`` problem with its own loss) takes the per-realisation losses."""
+    from wbench.channels.channelset import realisation_rng
+    from wbench.scenarios.isac import Isac
+    from wbench.solvers.gradient.metaopt import MetaOptAlg1
+
+    sc = Isac()
+    params = sc.resolve_params({"Nt": 4, "K": 4, "G": 2, "M": 12, "M_eval": 12})
+    probs = [sc.problem(params, sc.draw(params, realisation_rng(0, "isac", i))) for i in range(3)]
+    assert_batch_equals_loop(MetaOptAlg1(), probs, {"iters": 12, "hidden": "32x32x32"}, exact=True)
+    assert_batch_equals_loop(Adam(), probs, {"iters": 20}, exact=True)
 
 
 @pytest.mark.parametrize("scheme", ["hrsma", "rsma", "sdma"])
