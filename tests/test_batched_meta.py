@@ -175,3 +175,67 @@ def test_float32_tracks_float64_and_is_batched_too():
         assert b.x["V"].dtype == np.complex128  # handed back (and scored) in float64
         assert p.utility(b.x) == pytest.approx(p.utility(a.x), rel=1e-4)
         assert p.utility(b.x) == pytest.approx(p.utility(s.x), rel=1e-5)
+
+
+# -- a wave-2 scenario: hrsma (seed 000 section IV) with metaopt-alg1 ------------------------------------------
+def hrsma_stack(n: int = 3, **given) -> list:
+    from wbench.channels.channelset import realisation_rng
+    from wbench.scenarios.hrsma import Hrsma
+
+    sc = Hrsma()
+    params = sc.resolve_params({"Nt": 4, "K": 4, "G": 2, "M": 12, "M_eval": 12, **given})
+    return [sc.problem(params, sc.draw(params, realisation_rng(0, "hrsma", i))) for i in range(n)]
+
+
+@pytest.mark.parametrize("given", [{}, {"scheme": "rsma", "R_th": 0.0}, {"scheme": "sdma", "R_th": 1.0}],
+                         ids=["hrsma-qos", "rsma", "sdma-qos"])
+def test_metaopt_alg1_and_adam_on_hrsma_bitwise(given):
+    """The per-realisation loss on the CPU (:meth:`HrsmaProblem.penalised_loss_torch_batch`) and per-row power
+    ball: bitwise, also with the QoS penalty active (``P`` has 7 columns: rows that do not fill SIMD vectors)."""
+    from wbench.solvers.gradient.metaopt import MetaOptAlg1
+
+    assert_batch_equals_loop(MetaOptAlg1(), hrsma_stack(3, **given), {"iters": 12, "hidden": "32x32x32"},
+                             exact=True)
+    assert_batch_equals_loop(MetaOptAlg1(), hrsma_stack(1, **given), {"iters": 6, "hidden": "16x16x16"},
+                             exact=True)
+    assert_batch_equals_loop(Adam(), hrsma_stack(3, **given), {"iters": 20}, exact=True)
+
+
+def test_metaopt_alg1_and_adam_on_isac_bitwise():
+    """``isac`` (a subclass of the ``hrsma`` problem with its own loss) takes the per-realisation losses."""
+    from wbench.channels.channelset import realisation_rng
+    from wbench.scenarios.isac import Isac
+    from wbench.solvers.gradient.metaopt import MetaOptAlg1
+
+    sc = Isac()
+    params = sc.resolve_params({"Nt": 4, "K": 4, "G": 2, "M": 12, "M_eval": 12})
+    probs = [sc.problem(params, sc.draw(params, realisation_rng(0, "isac", i))) for i in range(3)]
+    assert_batch_equals_loop(MetaOptAlg1(), probs, {"iters": 12, "hidden": "32x32x32"}, exact=True)
+    assert_batch_equals_loop(Adam(), probs, {"iters": 20}, exact=True)
+
+
+@pytest.mark.parametrize("scheme", ["hrsma", "rsma", "sdma"])
+def test_hrsma_vectorised_loss_equals_the_stacked_per_realisation_losses(scheme):
+    """:func:`wbench.scenarios.hrsma.stacked_loss` (the GPU form) against the per-realisation losses at random
+    points: values and gradients to 1e-12 relative, with the QoS term and its penalty active."""
+    import torch
+
+    from wbench.scenarios.hrsma import stacked_loss
+
+    probs = hrsma_stack(4, scheme=scheme, R_th=0.5)
+    rng = np.random.default_rng(3)
+    shape = probs[0].variables["P"].shape
+    P = torch.tensor(rng.standard_normal((4, *shape)) + 1j * rng.standard_normal((4, *shape)),
+                     dtype=torch.complex128) * 0.3
+    for penalised, weight in [(False, None), (True, None), (True, 7.0)]:
+        Pa = P.clone().requires_grad_(True)
+        batched = stacked_loss(probs, Pa, penalised, weight)
+        (ga,) = torch.autograd.grad(batched.sum(), Pa)
+        Pb = P.clone().requires_grad_(True)
+        rows = [p.penalised_loss_torch({"P": Pb[b]}, weight) if penalised else p.loss_torch({"P": Pb[b]})
+                for b, p in enumerate(probs)]
+        (gb,) = torch.autograd.grad(torch.stack(rows).sum(), Pb)
+        np.testing.assert_allclose(batched.detach().numpy(), torch.stack(rows).detach().numpy(), rtol=1e-12)
+        assert float((ga - gb).abs().max()) <= 1e-12 * float(gb.abs().max())
+    shortfall = [float(p.constraints({"P": P[b].numpy()})["qos"][0]) for b, p in enumerate(probs)]
+    assert min(shortfall) < 0  # the QoS term and its penalty are active in the check

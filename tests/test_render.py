@@ -146,3 +146,39 @@ def test_optimum_row_and_gap_columns_in_the_tables():
     row = next(line for line in md.splitlines() if line.startswith("| opt | brb"))
     assert "| - |" in row  # no gap of the optimum to itself
     assert "5.00%" in next(line for line in md.splitlines() if "| wmmse |" in line)  # (1/10 + 0/8) / 2
+
+
+def test_batched_runs_are_marked_and_explained_unbatched_ones_are_not():
+    """A row whose runs were solved in batches carries the mark on its time cells and the table a note saying
+    the time is a share of the batch; rows solved alone do not, and a table without batched rows has no note."""
+    from wbench.render import BATCH_MARK, batch_note, display_rows
+
+    rows = headline_rows()
+    for r in rows:
+        if r["label"] in ("metaopt", "adam"):
+            r["batch"] = 5
+    lb = leaderboard(rows)
+    assert set(lb.loc[lb["batch"] > 1, "solver"]) == {"metaopt", "adam"}
+    header, cells = display_rows(lb)
+    t_med, t_p90, solver = header.index("time med"), header.index("time p90"), header.index("solver")
+    for row in cells:
+        batched = row[solver] in ("metaopt", "adam")
+        assert row[t_med].endswith(BATCH_MARK) == batched and row[t_p90].endswith(BATCH_MARK) == batched
+    out = render(lb)
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert "batches of 5 realisations" in out and out.count(BATCH_MARK) == 2 * 2 + 1  # two configs, + the note
+    md = to_markdown(lb)
+    assert md.count(BATCH_MARK) == 2 * 2 * 2 + 1 and batch_note(lb) in md  # time med and p90 in Markdown
+    assert "batch" in to_csv(lb).splitlines()[0].split(",")
+
+    plain = leaderboard(headline_rows())
+    assert (plain["batch"] == 1).all() and batch_note(plain) == ""
+    assert BATCH_MARK not in render(plain) and BATCH_MARK not in to_markdown(plain)
+
+
+def test_rows_stored_without_a_batch_size_count_as_unbatched():
+    rows = headline_rows()
+    for r in rows:
+        r.pop("batch")
+    lb = leaderboard(rows)
+    assert (lb["batch"] == 1).all()

@@ -129,8 +129,17 @@ class PowerBall(ConstraintSet):
     def project_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
         import torch
 
+        if x.device.type == "cpu" and x.is_complex() and x[0].numel() % 16:
+            # the complex modulus per row: it rounds differently in SIMD lanes and in the scalar tail, so a
+            # stacked one differs from the single one unless every row fills whole (unrolled) vectors, which
+            # rows of a multiple of 16 entries do on every CPU torch vectorises for
+            from .linalg import stack_rows
+
+            modulus = stack_rows([r.abs() for r in x.unbind(0)])
+        else:
+            modulus = x.abs()
         # summed over the row's own dimensions (not flattened: a copy would change the summation order)
-        power = (x.abs() ** 2).sum(dim=tuple(range(1, x.dim())), keepdim=True)
+        power = (modulus ** 2).sum(dim=tuple(range(1, x.dim())), keepdim=True)
         return x * torch.sqrt(self.budget / torch.clamp(power, min=self.budget))
 
     def penalty_torch_batch(self, x: "torch.Tensor") -> "torch.Tensor":
@@ -848,6 +857,21 @@ class Problem:
         import torch
 
         return torch.stack([p.loss_torch({k: v[b] for k, v in x.items()}) for b, p in enumerate(problems)])
+
+    @classmethod
+    def penalised_loss_torch_batch(cls, problems: Sequence["Problem"], x: Mapping[str, "torch.Tensor"],
+                                   weight: float | None = None) -> "torch.Tensor":
+        """:meth:`penalised_loss_torch` of several realisations at once (stacked as in
+        :meth:`loss_torch_batch`): :meth:`loss_torch_batch` plus each realisation's constraint penalty.
+        A scenario that overrides :meth:`penalised_loss_torch` overrides this too."""
+        import torch
+
+        loss = cls.loss_torch_batch(problems, x)
+        if not problems[0].has_constraints_torch:
+            return loss
+        w = [p.constraint_penalty if weight is None else float(weight) for p in problems]
+        return loss + torch.stack([w[b] * p.constraint_penalty_torch({k: v[b] for k, v in x.items()})
+                                   for b, p in enumerate(problems)])
 
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """Scenario inequality constraints beyond the variable sets, each ``>= 0`` when satisfied."""

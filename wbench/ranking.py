@@ -4,7 +4,9 @@ For each (configuration, solver) row:
 
 * ``mean`` utility over the runs with status ``ok`` (feasible, finite, within budget) and its 95%
   Student-t confidence interval ``mean +- t_{0.975, n-1} s / sqrt(n)``;
-* ``time_median_s`` and ``time_p90_s`` of the wall time per run, ``iters_median``;
+* ``time_median_s`` and ``time_p90_s`` of the wall time per run, ``iters_median``; ``batch``: the largest
+  number of runs solved together as one batch (1: every run alone). A batched run's time is its share of the
+  batch's time (the batch's wall time divided by its size), not the time of a run alone;
 * ``feasible_rate``: the fraction of runs whose answer was feasible (and finite and within budget);
 * ``stalled``: the runs whose solver reported an early stop with budget left (``Solution.info["stalled"]``,
   e.g. a line search that failed away from a stationary point): their utility is what the method reached
@@ -59,7 +61,7 @@ from .engine.scoring import STATUSES
 from .solver import VALUE_TAGS
 
 STAT_COLUMNS = [
-    "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s",
+    "rank", "solver", "tags", "budget", "n", "mean", "ci_low", "ci_high", "time_median_s", "time_p90_s", "batch",
     "iters_median", "feasible_rate", "max_violation", "stalled", "win_rate", "mean_gap",
 ] + [f"n_{s}" for s in STATUSES]
 #: Added after :data:`STAT_COLUMNS` only when some run has an in-sample value.
@@ -143,6 +145,7 @@ def _config_rows(cfg: pd.DataFrame) -> list[dict[str, Any]]:
             "ci_high": hi,
             "time_median_s": float(walls.median()) if len(walls) else math.nan,
             "time_p90_s": float(walls.quantile(0.9)) if len(walls) else math.nan,
+            "batch": _batch_size(g),
             "iters_median": float(g["iterations"].astype(float).median()),
             "feasible_rate": feasible,
             "max_violation": float(viol.max()) if viol.notna().any() else math.nan,
@@ -217,6 +220,12 @@ def _metric_means(ok: pd.DataFrame) -> dict[str, float]:
         for name, v in (json.loads(text) if isinstance(text, str) else text).items():
             values.setdefault(METRIC_PREFIX + name, []).append(float(v))
     return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def _batch_size(g: pd.DataFrame) -> int:
+    """The largest batch among the runs (rows stored before the column existed count as unbatched)."""
+    sizes = pd.to_numeric(g["batch"], errors="coerce").dropna() if "batch" in g else pd.Series(dtype=float)
+    return int(sizes.max()) if len(sizes) else 1
 
 
 def _count_true(values: pd.Series) -> int:

@@ -62,6 +62,27 @@ def _time(x: float) -> str:
     return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
 
 
+#: Appended to the time cells of rows whose runs were solved in batches (:func:`batch_note`).
+BATCH_MARK = "\u2020"
+
+
+def _batched(r: pd.Series) -> bool:
+    b = r.get("batch", 1)
+    return b == b and b is not None and int(b) > 1
+
+
+def batch_note(lb: pd.DataFrame) -> str:
+    """The note under a table with batched rows (empty when no row's runs were batched)."""
+    if "batch" not in lb.columns:
+        return ""
+    sizes = sorted({int(b) for b in lb["batch"] if b == b and b is not None and int(b) > 1})
+    if not sizes:
+        return ""
+    size = f"batches of {sizes[0]}" if len(sizes) == 1 else f"batches of up to {sizes[-1]}"
+    return (f"{BATCH_MARK} batched: the runs were solved in {size} realisations as one computation; their time "
+            "is the batch's wall time divided by its size.")
+
+
 def _failures(r: pd.Series) -> str:
     parts = [f"{s} {int(r[f'n_{s}'])}" for s in STATUSES if s != "ok" and r[f"n_{s}"]]
     return ", ".join(parts) or "-"
@@ -122,12 +143,13 @@ def display_rows(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         if win not in ("best", "-"):
             win += "%"
         feas = "-" if is_bound else f"{r['feasible_rate'] * 100:.0f}%"
+        mark = BATCH_MARK if _batched(r) and r["time_median_s"] == r["time_median_s"] else ""
         viol = "-" if is_bound else _fmt(r["max_violation"], ".1e")
         cells.append(
             [str(r[c]) for c in varying]
             + [rank, str(r["solver"]), str(r["budget"] or "-"), str(int(r["n"])), ci] + extra
             + [_fmt(r[c]) for c in metrics]
-            + [_time(r["time_median_s"]), _time(r["time_p90_s"]), _fmt(r["iters_median"], ".0f"),
+            + [_time(r["time_median_s"]) + mark, _time(r["time_p90_s"]) + mark, _fmt(r["iters_median"], ".0f"),
                feas, viol, _stalled(r), win, _fmt(r["mean_gap"], "+.3f")] + gap_cells + [_failures(r)]
         )
     return header, cells
@@ -140,7 +162,8 @@ def to_markdown(lb: pd.DataFrame) -> str:
     lines = [f"**{caption(lb)}**", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-    return "\n".join(lines) + "\n"
+    note = batch_note(lb)
+    return "\n".join(lines + (["", note] if note else [])) + "\n"
 
 
 def to_csv(lb: pd.DataFrame) -> str:
@@ -273,6 +296,8 @@ def print_table(lb: pd.DataFrame, console: Any = None, wide: bool = False) -> No
     console.print(table)
     for i, text in enumerate(legend, start=1):
         console.print(f"[{i}] {text}", markup=False, highlight=False)
+    if batch_note(lb):
+        console.print(batch_note(lb), markup=False, highlight=False)
     console.print(
         "mean over runs with status ok; CI: 95% Student-t; win/gap: paired on the same channels against "
         "the rank-1 solver; ranking: feasible rate, then mean."

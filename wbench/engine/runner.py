@@ -162,6 +162,7 @@ def _run_batch(
     n = len(problems)
     for c in ctxs:  # the batch shares the clock: each run's budget is its share of the batch's
         c.budget_seconds = None if budget_seconds is None else budget_seconds * n
+    rng_states = [c.rng.bit_generator.state for c in ctxs]
     c0 = time.process_time()
     for c in ctxs:
         c.start()
@@ -175,10 +176,12 @@ def _run_batch(
         wall = (time.perf_counter() - t0) / n
         return [(None, f"{exc} (a batch of {n} shares {n} times the limit)", wall, wall, n, True)] * n
     except Exception:
-        # Isolate the failure: solve one by one so one bad realisation cannot sink the rest.
-        for c in ctxs:
+        # Isolate the failure: solve one by one so one bad realisation cannot sink the rest, each from its
+        # generator's state before the batch (what the batch drew would otherwise shift every run's draws).
+        for c, state in zip(ctxs, rng_states):
             c.checkpoints.clear()
             c.budget_seconds = budget_seconds
+            c.rng.bit_generator.state = state
         return [_run_one(solver, p, options, c, timeout) for p, c in zip(problems, ctxs)]
     # Checkpoint copies of every run in the batch are excluded from the batch's time.
     recording = sum(c.recording_seconds for c in ctxs)

@@ -58,7 +58,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -197,6 +197,19 @@ class HrsmaProblem(Problem):
         w = self.constraint_penalty if weight is None else float(weight)
         return loss + w * (-qos_margin(Rc, Rcg, Rp, self.layout, self.R_th)).clamp(min=0.0).square()
 
+    @classmethod
+    def loss_torch_batch(cls, problems: Sequence[Problem], x: Mapping[str, Any]) -> Any:
+        """:meth:`loss_torch` of a stack of realisations: see :meth:`penalised_loss_torch_batch`."""
+        return _loss_batch(problems, x, penalised=False)
+
+    @classmethod
+    def penalised_loss_torch_batch(cls, problems: Sequence[Problem], x: Mapping[str, Any],
+                                   weight: float | None = None) -> Any:
+        """:meth:`penalised_loss_torch` of a stack of realisations. On the CPU realisation by realisation
+        (bitwise the unbatched losses, which batched solvers reproduce); elsewhere (GPUs) vectorised over the
+        stack by :func:`stacked_loss` (equal to rounding)."""
+        return _loss_batch(problems, x, penalised=True, weight=weight)
+
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         """``qos``: :func:`wbench.rsma.qos_margin` (``>= 0`` when Algorithm 2 meets every target); none
         when ``R_th = 0``."""
@@ -266,6 +279,69 @@ class HrsmaProblem(Problem):
         if method == "mrt":
             share = np.full(len(cols), 1.0 / len(cols))
         return {"P": np.stack(cols, axis=1) * np.sqrt(self.power * share)[None, :]}
+
+
+def _loss_batch(problems: Sequence[Problem], x: Mapping[str, Any], penalised: bool,
+                weight: float | None = None) -> Any:
+    import torch
+
+    P = x["P"]
+    if P.device.type != "cpu" and _stackable(problems):
+        return stacked_loss(problems, P, penalised, weight)
+    rows = [{k: v[b] for k, v in x.items()} for b in range(len(problems))]
+    if penalised:
+        return torch.stack([p.penalised_loss_torch(r, weight) for p, r in zip(problems, rows)])
+    return torch.stack([p.loss_torch(r) for p, r in zip(problems, rows)])
+
+
+def _stackable(problems: Sequence[Problem]) -> bool:
+    """Plain ``hrsma`` realisations of one configuration (a subclass such as ``isac`` has another loss)."""
+    def key(p: Any) -> tuple:
+        return p.layout.scheme, p.layout.groups.tolist(), p.R_th, p.qos_weight, p.constraint_penalty
+
+    return all(type(p) is HrsmaProblem for p in problems) and all(key(p) == key(problems[0]) for p in problems)
+
+
+def stacked_loss(problems: Sequence[Problem], P: Any, penalised: bool = True, weight: float | None = None) -> Any:
+    """The (penalised) loss of every realisation of a stack, vectorised: :meth:`HrsmaProblem.loss_torch` /
+    :meth:`HrsmaProblem.penalised_loss_torch` of ``problems[b]`` at ``P[b]`` for every ``b``, as one vector.
+
+    The received powers ``|h_k^H p_j|^2`` are one product per realisation (each has its own ``(M, K, Nt)``
+    draws; stacking them would copy every draw), everything after them (stage totals, rates, sample averages,
+    minima over users, the QoS shortfall and its penalty, seed 000 eqs. (17)-(22)) one operation on the
+    stack. Realisations of one configuration (:func:`_stackable`)."""
+    import torch
+
+    from ..rsma import group_matrix, received_powers, stage_masks
+
+    first: Any = problems[0]
+    layout = first.layout
+    G = torch.stack([received_powers(p._draws_torch(P[b]), P[b]) for b, p in enumerate(problems)])  # (B,M,K,S)
+    m = stage_masks(layout)
+    masks = torch.as_tensor(np.stack([m["c"], m["cg"], m["p"], m["ip"]]), dtype=G.dtype, device=G.device)
+    sigma2 = torch.tensor([float(p.sigma2) for p in problems], dtype=G.dtype, device=G.device)
+    Tc, Tcg, Tp, Ip = torch.einsum("bmks,tks->tbmk", G, masks) + sigma2[:, None, None]
+    Rp = torch.log2(Tp / Ip).mean(1)  # (B, K): sample averages, eq. (19)
+    zero = Rp.new_zeros(len(problems))
+    Rc = torch.log2(Tc / Tcg).mean(1).amin(-1) if layout.has_common else zero
+    if layout.has_group_commons:
+        member = torch.as_tensor(group_matrix(layout) > 0, device=G.device)  # (G, K)
+        cg = torch.log2(Tcg / Tp).mean(1)
+        inf = torch.tensor(float("inf"), dtype=G.dtype, device=G.device)
+        Rcg = torch.where(member, cg[:, None, :], inf).amin(-1)  # (B, G)
+    else:
+        Rcg = Rp.new_zeros((len(problems), layout.G))
+    loss = -(Rc + Rcg.sum(-1) + Rp.sum(-1))
+    if first.R_th <= 0:
+        return loss
+    gm = torch.as_tensor(group_matrix(layout), dtype=G.dtype, device=G.device)
+    margin = Rc - ((first.R_th - Rp).clamp(min=0.0) @ gm.T - Rcg).clamp(min=0.0).sum(-1)
+    if first.qos_weight > 0:
+        loss = loss + first.qos_weight * (-margin).clamp(min=0.0)
+    if penalised:
+        w = first.constraint_penalty if weight is None else float(weight)
+        loss = loss + w * (-margin).clamp(min=0.0).square()
+    return loss
 
 
 @dataclass

@@ -38,7 +38,7 @@ never returns anything worse, by meta-loss, than where it started.
 The batched path (:func:`solve_staged_batch`, :func:`run_batch`; a solver's ``solve_batch``) runs the
 realisations of one configuration as one computation: every realisation's own :class:`Setup` (from its own
 ``ctx``: same start, same generator draws), its variables stacked along a leading dimension, the meta-loss a
-vector (:meth:`~wbench.problem.Problem.loss_torch_batch`, the sets' ``project_torch_batch`` /
+vector (:meth:`~wbench.problem.Problem.penalised_loss_torch_batch`, the sets' ``project_torch_batch`` /
 ``penalty_torch_batch``) whose sum is differentiated once, the best iterate, checkpoints, stops and final
 projection kept per realisation. On the CPU it reproduces the unbatched rounding (matrix products per
 realisation, rows in the unbatched memory layout), because Adam next to a projection's kink amplifies
@@ -373,7 +373,7 @@ def run(setup: Setup, ctx: RunContext, step: Step, iters: int, final_project: bo
 #
 # ``solve_batch`` of a gradient solver runs every realisation's own run (its Setup from its own ctx: the
 # same initial point, generator draws and options as ``solve``) with the per-realisation tensors stacked
-# along a leading dimension: the meta-loss is a vector (``Problem.loss_torch_batch`` and the sets'
+# along a leading dimension: the meta-loss is a vector (``Problem.penalised_loss_torch_batch`` and the sets'
 # ``*_torch_batch`` forms) whose sum is differentiated once; the realisations share no parameter, so each
 # one's gradient is the one its own run would see. Bookkeeping (best iterate, checkpoints, stops, the final
 # projection) is per realisation, exactly as in :func:`run`.
@@ -443,12 +443,7 @@ class BatchSetup:
         import torch
 
         problems, first = self.problems, self.first
-        loss = type(problems[0]).loss_torch_batch(problems, x)
-        if problems[0].has_constraints_torch:
-            w = [p.constraint_penalty if first.constraint_penalty is None else first.constraint_penalty
-                 for p in problems]
-            loss = loss + torch.stack([w[b] * p.constraint_penalty_torch(_row(x, b))
-                                       for b, p in enumerate(problems)])
+        loss = type(problems[0]).penalised_loss_torch_batch(problems, x, first.constraint_penalty)
         for name in first.penalised:
             loss = loss + first.penalty * first.problem.variables[name].constraint.penalty_torch_batch(x[name])
         for j in first.joint_penalised:

@@ -35,18 +35,24 @@ Choices and departures, documented:
   ``e_k ~ CN(0, delta ||h_k||^2 / Nt I)`` (``||e_k||^2 (2 Nt / (delta ||h_k||^2 / Nt))`` is chi-square with ``2 Nt``
   degrees of freedom, so ``eps_k^2 = delta ||h_k||^2 / Nt * Gamma^{-1}(Nt, 1 - outage)``), with the estimate's
   norm ``||h^_k||`` in place of the unknown ``||h_k||``. The best iterate is chosen on ``h~``.
+
+Batched (:meth:`Ggml.solve_batch`, the harness's path for several realisations of one configuration): the
+same runs, bitwise on the CPU (float64), with the channels, precoders and meta-losses stacked; the steps whose
+stacked form would round differently (the phase normalisation's complex division, the power normalisation's
+norm and the per-user mean and variance) stay per realisation.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ...hookspecs import hookimpl
 from ...params import Param
-from ...problem import Problem
+from ...problem import Problem, Vars
 from ...rates import sinr_parts_torch
 from ...solver import RunContext, Solution, Solver
 
@@ -129,25 +135,33 @@ class Ggml(Solver):
         n = sum(2 * int(np.prod(v.shape)) for v in problem.variables.values())
         return 8 * 4 * 2 * n * opts["hidden"] + super().memory_bytes(problem, options)  # weights, grads, Adam
 
-    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+    def _start(self, problem: Problem, opts: Mapping[str, Any], ctx: RunContext) -> "_Start":
+        """One run's channel, initial point and networks, drawn from ``ctx`` (the same draws batched or not)."""
         import torch
 
-        opts = self.resolve_options(options)
         H_np = problem.H
         if opts["robust"] and getattr(problem, "csi_error", 0.0) > 0:
             H_np = robust_channel(problem.H, problem.csi_error, opts["outage"])
         H = torch.as_tensor(H_np, dtype=torch.complex128)
-        sigma2, power, vw = float(problem.sigma2), float(problem.power), float(opts["variance_weight"])
         x0 = ctx.initial(problem, opts["init"])
         gen = torch.Generator().manual_seed(int(ctx.rng.integers(2**63 - 1)))
         rf0 = torch.as_tensor(x0["F_RF"], dtype=torch.complex128).clone()
         bb0 = torch.as_tensor(x0["F_BB"], dtype=torch.complex128).clone()
+        apn = _mlp(2 * rf0.numel(), opts["hidden"], gen)
+        dpn = _mlp(2 * bb0.numel(), opts["hidden"], gen)
+        return _Start(H, x0, rf0, bb0, apn, dpn)
+
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        import torch
+
+        opts = self.resolve_options(options)
+        start = self._start(problem, opts, ctx)
+        H, x0, rf0, bb0, apn, dpn = start.H, start.x0, start.rf0, start.bb0, start.apn, start.dpn
+        sigma2, power, vw = float(problem.sigma2), float(problem.power), float(opts["variance_weight"])
         accumulate = opts["grad_input"] == "accumulated"
         if accumulate:
             rf0.requires_grad_(True)
             bb0.requires_grad_(True)
-        apn = _mlp(2 * rf0.numel(), opts["hidden"], gen)
-        dpn = _mlp(2 * bb0.numel(), opts["hidden"], gen)
         adam_a = torch.optim.Adam(apn.parameters(), lr=opts["lr_analog"])
         adam_d = torch.optim.Adam(dpn.parameters(), lr=opts["lr_digital"])
 
@@ -187,11 +201,129 @@ class Ggml(Solver):
             bb_prev = F_BB.detach()
             if ctx.expired():
                 break
-        if best is None:  # every epoch non-finite: return the start
-            best = {k: np.asarray(v) for k, v in x0.items()}
-        x = problem.project(best)  # the rescaling of eq. (16) in float64 (round-off only)
-        ctx.checkpoint(x, epoch, force=True)
-        return Solution(x=x, iterations=epoch, info={"rate_trace": rates_trace, "design_rate": best_rate})
+        return _finish(problem, ctx, x0, best, best_rate, rates_trace, epoch)
+
+    # -- the batched path ----------------------------------------------------------------------------------
+    batched = True
+
+    def solve_batch(self, problems: Sequence[Problem], options: Mapping[str, Any],
+                    ctxs: Sequence[RunContext]) -> list[Solution]:
+        """Every realisation's :meth:`solve` as one computation (same seeds, same results; realisations of
+        other shapes in separate groups): channels, precoders and the meta-losses stacked along a leading
+        dimension (:func:`wbench.linalg.stacked_matmul`: per-realisation products on the CPU), one
+        ``autograd.grad`` per gradient input and one backward pass for the whole stack, one Adam over every
+        realisation's networks. Each realisation keeps its own networks (applied one by one: independent
+        weights, no arithmetic to share), best iterate, trace and checkpoints; the realisations share one
+        clock (the batch stops when any ``ctx``'s seconds budget is spent)."""
+        from ..common.gradient_loop import solve_grouped
+
+        opts = self.resolve_options(options)
+        return solve_grouped(list(problems), list(ctxs), lambda ps, cs: self._solve_batch(ps, opts, cs))
+
+    def _solve_batch(self, problems: list[Problem], opts: Mapping[str, Any],
+                     ctxs: list[RunContext]) -> list[Solution]:
+        import torch
+
+        from ...linalg import stack_rows, stacked_matmul
+
+        starts = [self._start(p, opts, c) for p, c in zip(problems, ctxs)]
+        n = len(starts)
+        H = stack_rows([s.H for s in starts])
+        sigma2 = torch.tensor([float(p.sigma2) for p in problems], dtype=torch.float64)
+        root_p = [math.sqrt(float(p.power)) for p in problems]
+        vw = float(opts["variance_weight"])
+        rf0 = stack_rows([s.rf0 for s in starts])
+        bb0 = stack_rows([s.bb0 for s in starts])
+        accumulate = opts["grad_input"] == "accumulated"
+        if accumulate:
+            rf0.requires_grad_(True)
+            bb0.requires_grad_(True)
+        apns, dpns = [s.apn for s in starts], [s.dpn for s in starts]
+        adam = torch.optim.Adam([
+            {"params": [p for net in apns for p in net.parameters()], "lr": opts["lr_analog"]},
+            {"params": [p for net in dpns for p in net.parameters()], "lr": opts["lr_digital"]},
+        ])
+        rf_shape, bb_shape = tuple(rf0.shape[1:]), tuple(bb0.shape[1:])
+
+        def rates_of(F_RF: Any, F_BB: Any) -> Any:
+            signal, rest = sinr_parts_torch(stacked_matmul(H.conj(), stacked_matmul(F_RF, F_BB)), sigma2)
+            return torch.log1p(signal / rest) / math.log(2.0)
+
+        def losses(rates: Any) -> Any:
+            return torch.stack([meta_loss(r, vw) for r in rates.unbind(0)])
+
+        def grad_at(f: Any, leaf: Any) -> Any:
+            if accumulate:
+                f.backward()
+                return leaf.grad.detach().clone()
+            return torch.autograd.grad(f, leaf)[0]
+
+        def apply(nets: list, g: Any, shape: tuple[int, int]) -> Any:
+            flat = torch.cat((g.real, g.imag), dim=-1).reshape(n, -1)
+            out = torch.stack([net(z.clone()) for net, z in zip(nets, flat.unbind(0))])
+            out = out.reshape(n, shape[0], 2 * shape[1])
+            return out[..., : shape[1]] + 1j * out[..., shape[1]:]
+
+        budgeted = [c for c in ctxs if c.budget_seconds is not None]
+        bb_prev = bb0.detach()
+        best: list[dict | None] = [None] * n
+        best_rate = [-math.inf] * n
+        traces: list[list[float]] = [[] for _ in range(n)]
+        epoch = 0
+        for epoch in range(1, opts["epochs"] + 1):
+            rf_in = rf0 if accumulate else rf0.detach().requires_grad_(True)
+            g_rf = grad_at(losses(rates_of(rf_in, bb_prev)).sum(), rf_in)
+            z = rf0 + apply(apns, g_rf, rf_shape)
+            # eq. (18) per realisation: a vectorised complex division rounds differently in SIMD lanes and in
+            # the scalar tail, so a stacked one would not reproduce the unbatched rounding
+            F_RF = stack_rows([zb / zb.abs().clamp(min=1e-30) for zb in z.unbind(0)])
+            bb_in = bb0 if accumulate else bb0.detach().requires_grad_(True)
+            g_bb = grad_at(losses(rates_of(F_RF.detach(), bb_in)).sum(), bb_in)
+            F_BB = bb0 + apply(dpns, g_bb, bb_shape)
+            # eq. (16) per realisation: a stacked norm's gradient would be reduced in another order
+            F_BB = stack_rows([fb * rp / torch.linalg.norm(fr @ fb)
+                               for fr, fb, rp in zip(F_RF.unbind(0), F_BB.unbind(0), root_p)])
+            rates = rates_of(F_RF, F_BB)
+            loss = losses(rates)
+            done = rates.detach()
+            for b in range(n):
+                rate = float(done[b].sum())
+                traces[b].append(rate)
+                if rate > best_rate[b] and math.isfinite(rate):
+                    best_rate[b] = rate
+                    best[b] = {"F_RF": F_RF[b].detach().numpy().copy(), "F_BB": F_BB[b].detach().numpy().copy()}
+                if ctxs[b].wants(epoch) and best[b] is not None:
+                    ctxs[b].checkpoint(best[b], epoch)
+            adam.zero_grad()
+            loss.sum().backward()
+            adam.step()
+            bb_prev = F_BB.detach()
+            if any(c.expired() for c in budgeted):
+                break
+        sols = [_finish(p, c, s.x0, bx, br, tr, epoch)
+                for p, c, s, bx, br, tr in zip(problems, ctxs, starts, best, best_rate, traces)]
+        for sol in sols:
+            sol.info["batch"] = n
+        return sols
+
+
+@dataclass
+class _Start:
+    H: Any
+    x0: Vars
+    rf0: Any
+    bb0: Any
+    apn: Any
+    dpn: Any
+
+
+def _finish(problem: Problem, ctx: RunContext, x0: Vars, best: Vars | None, best_rate: float,
+            rates_trace: list[float], epoch: int) -> Solution:
+    if best is None:  # every epoch non-finite: return the start
+        best = {k: np.asarray(v) for k, v in x0.items()}
+    x = problem.project(best)  # the rescaling of eq. (16) in float64 (round-off only)
+    ctx.checkpoint(x, epoch, force=True)
+    return Solution(x=x, iterations=epoch, info={"rate_trace": rates_trace, "design_rate": best_rate})
 
 
 @hookimpl

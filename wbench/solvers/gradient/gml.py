@@ -30,12 +30,19 @@ Choices where the paper is silent: one inner iteration per outer iteration and a
 outer iteration (``N_i = 1``), 500 outer iterations (``iters``), one epoch; the gradient inputs are scaled
 to unit RMS and the increments by the initial variable's RMS entry (1 for ``c = 0`` and ``r = 0``), so that
 one network fits any power and channel scale (``input_norm=raw`` feeds the raw gradient as the paper).
+
+Batched (:meth:`Gml.solve_batch`, the harness's path for several realisations of one configuration): the
+same runs, bitwise on the CPU (float64). What is stacked is the autograd work (one gradient and one backward
+pass per variable update for the whole stack) and the optimiser step; the loss, the networks, the projections
+and the NumPy scoring of every iterate stay per realisation, so the saving is Python and autograd overhead
+only (see :meth:`Gml.solve_batch`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -87,23 +94,20 @@ class Gml(Solver):
         weights = 2 * (2 * s * 1000 + 1000) + 2 * (k * 100 + 100) + 2 * (2 * k * 1000 + 1000)
         return 4 * 8 * weights + super().memory_bytes(problem, options)
 
-    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+    def _start(self, problem: Problem, opts: Mapping[str, Any], ctx: RunContext) -> "_Start":
+        """One run's initial point, networks, optimisers and increment scales, drawn from ``ctx`` (the same
+        draws batched or not)."""
         import torch
 
         from ..common import autodiff
 
-        opts = self.resolve_options(options)
         if opts["init"] not in problem.init_methods:
             raise ValueError(f"init: {opts['init']!r} is not one of {', '.join(problem.init_methods)}")
         prob: Any = problem
         gen = autodiff.torch_generator(ctx)
         x0 = autodiff.to_torch(problem, problem.project(ctx.initial(problem, opts["init"])))
-        has_c, has_r = "c" in x0, "r" in x0
-        block = problem.variables["P"].constraint
-        box = problem.variables["r"].constraint if has_r else None
         s = x0["P"].shape[1]
         k = prob.layout.K
-        mu = float(opts["penalty"])
 
         def mlp(n_in: int, hidden: int) -> torch.nn.Sequential:
             with torch.random.fork_rng(devices=[]):  # the run's seed, without touching the global generator
@@ -113,43 +117,28 @@ class Gml(Solver):
 
         nets = {"P": mlp(2 * s, 1000)}
         lrs = {"P": opts["lr_p"]}
-        if has_c:
+        if "c" in x0:
             nets["c"], lrs["c"] = mlp(k, 100), opts["lr_c"]
-        if has_r:
+        if "r" in x0:
             nets["r"], lrs["r"] = mlp(2 * k, 1000), opts["lr_l"]
-        optims = {n: torch.optim.Adam(net.parameters(), lr=lrs[n]) for n, net in nets.items()}
-        scale = {n: _rms(x0[n]) for n in nets}
+        return _Start(x0, nets, lrs, {n: _rms(x0[n]) for n in nets})
 
-        def train_loss(x: Mapping[str, torch.Tensor]) -> torch.Tensor:
-            r_c, r_p = prob.rate_parts_torch(x)
-            if not has_c:
-                return -r_p.sum() + mu * (prob.r_th - r_p).clamp(min=0.0).sum()
-            c = x["c"]
-            hinge = ((prob.r_th - c - r_p).clamp(min=0.0).sum() + (c.sum() - r_c).clamp(min=0.0).sum()
-                     + (-c).clamp(min=0.0).sum())
-            return -(c.sum() + r_p.sum()) + mu * hinge
+    def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
+        import torch
 
-        def features(g: torch.Tensor) -> torch.Tensor:
-            if opts["input_norm"] == "raw":
-                return g
-            return g / max(float(g.detach().square().mean().sqrt()), 1e-300)
+        opts = self.resolve_options(options)
+        st = self._start(problem, opts, ctx)
+        x0, nets, scale = st.x0, st.nets, st.scale
+        optims = {n: torch.optim.Adam(net.parameters(), lr=st.lrs[n]) for n, net in nets.items()}
 
         def update(name: str, cur: dict[str, torch.Tensor]) -> torch.Tensor:
             """One network step for ``name`` from its initial value with the latest other variables."""
             start = {n: (x0[n] if n == name else v).detach().clone() for n, v in cur.items()}
             start[name].requires_grad_(True)
-            (g,) = torch.autograd.grad(train_loss(start), [start[name]])
-            if name == "P":
-                inc = nets["P"](features(torch.cat([g.real, g.imag], dim=1)))
-                new = block.project_torch(x0["P"] + torch.complex(inc[:, :s], inc[:, s:]) * scale["P"])
-            elif name == "c":
-                new = x0["c"] + nets["c"](features(g)) * scale["c"]
-            else:
-                inc = nets["r"](features(g.reshape(-1))).reshape(k, 2)
-                new = box.project_torch(x0["r"] + inc * scale["r"])
-            x = dict(cur, **{name: new})
+            (g,) = torch.autograd.grad(_train_loss(problem, start, opts), [start[name]])
+            new = _increment(problem, name, x0, nets[name], g, scale[name], opts)
             optims[name].zero_grad(set_to_none=True)
-            train_loss(x).backward()
+            _train_loss(problem, dict(cur, **{name: new}), opts).backward()
             optims[name].step()
             return new.detach()
 
@@ -170,9 +159,127 @@ class Gml(Solver):
             if _better(cand, best):
                 best = cand
             ctx.checkpoint(best[2], it)
-        ctx.checkpoint(best[2], it, force=True)
-        return Solution(x={n: np.array(v, copy=True) for n, v in best[2].items()}, iterations=it,
-                        info={"feasible": best[0], "utility_per_iteration": history[:: max(1, len(history) // 50)]})
+        return _finish(ctx, best, it, history)
+
+    # -- the batched path ----------------------------------------------------------------------------------
+    batched = True
+
+    def solve_batch(self, problems: Sequence[Problem], options: Mapping[str, Any],
+                    ctxs: Sequence[RunContext]) -> list[Solution]:
+        """Every realisation's :meth:`solve` as one computation (same seeds, same results; realisations of
+        other shapes or variables in separate groups): each variable's update takes one ``autograd.grad`` and
+        one backward pass over the stack of realisations and one Adam step over all their networks. The loss
+        (the field-response channel and the rates), the networks and the projections stay per realisation:
+        every realisation has its own channel draw and weights, so there is no product to share, and the
+        stacked forms of these steps would round differently; the point's scoring (``_judge``) is NumPy per
+        realisation as unbatched. The realisations share one clock (the batch stops when any ``ctx``'s
+        seconds budget is spent)."""
+        from ..common.gradient_loop import solve_grouped
+
+        opts = self.resolve_options(options)
+        return solve_grouped(list(problems), list(ctxs), lambda ps, cs: self._solve_batch(ps, opts, cs))
+
+    def _solve_batch(self, problems: list[Problem], opts: Mapping[str, Any],
+                     ctxs: list[RunContext]) -> list[Solution]:
+        import torch
+
+        from ...linalg import stack_rows
+
+        sts = [self._start(p, opts, c) for p, c in zip(problems, ctxs)]
+        n = len(sts)
+        names = list(sts[0].nets)
+        x0 = {v: stack_rows([st.x0[v] for st in sts]) for v in sts[0].x0}
+        optims = {v: torch.optim.Adam([p for st in sts for p in st.nets[v].parameters()], lr=sts[0].lrs[v])
+                  for v in names}
+
+        def losses(x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            rows = {v: t.unbind(0) for v, t in x.items()}
+            return torch.stack([_train_loss(p, {v: rows[v][b] for v in x}, opts) for b, p in enumerate(problems)])
+
+        def update(name: str, cur: dict[str, torch.Tensor]) -> torch.Tensor:
+            start = {v: (x0[v] if v == name else t).detach().clone() for v, t in cur.items()}
+            start[name].requires_grad_(True)
+            (g,) = torch.autograd.grad(losses(start).sum(), [start[name]])
+            x0_rows = [{v: t[b] for v, t in x0.items()} for b in range(n)]
+            new = stack_rows([_increment(p, name, xb, st.nets[name], gb, st.scale[name], opts)
+                              for p, xb, st, gb in zip(problems, x0_rows, sts, g.unbind(0))])
+            optims[name].zero_grad(set_to_none=True)
+            losses(dict(cur, **{name: new})).sum().backward()
+            optims[name].step()
+            return new.detach()
+
+        budgeted = [c for c in ctxs if c.budget_seconds is not None]
+        cur = {v: t.detach().clone() for v, t in x0.items()}
+        order = [v for v in ("c", "P", "r") if v in names]
+        best = [_judge(p, _scored(p, _numpy({v: t[b] for v, t in cur.items()}))) for b, p in enumerate(problems)]
+        for c, bb in zip(ctxs, best):
+            c.checkpoint(bb[2], 0)
+        history: list[list[float]] = [[] for _ in range(n)]
+        it = 0
+        for it in range(1, opts["iters"] + 1):
+            if any(c.expired() for c in budgeted):
+                it -= 1
+                break
+            for name in order:
+                cur[name] = update(name, cur)
+            for b, p in enumerate(problems):
+                cand = _judge(p, _scored(p, _numpy({v: t[b] for v, t in cur.items()})))
+                history[b].append(cand[1])
+                if _better(cand, best[b]):
+                    best[b] = cand
+                ctxs[b].checkpoint(best[b][2], it)
+        sols = [_finish(c, bb, it, h) for c, bb, h in zip(ctxs, best, history)]
+        for sol in sols:
+            sol.info["batch"] = n
+        return sols
+
+
+@dataclass
+class _Start:
+    x0: dict[str, Any]
+    nets: dict[str, Any]
+    lrs: dict[str, float]
+    scale: dict[str, float]
+
+
+def _train_loss(problem: Any, x: Mapping[str, Any], opts: Mapping[str, Any]) -> Any:
+    """The training loss: ``-sum_k (c_k + R_pk)`` plus ``penalty`` times the hinge surrogates (module docstring)."""
+    mu = float(opts["penalty"])
+    r_c, r_p = problem.rate_parts_torch(x)
+    if "c" not in x:
+        return -r_p.sum() + mu * (problem.r_th - r_p).clamp(min=0.0).sum()
+    c = x["c"]
+    hinge = ((problem.r_th - c - r_p).clamp(min=0.0).sum() + (c.sum() - r_c).clamp(min=0.0).sum()
+             + (-c).clamp(min=0.0).sum())
+    return -(c.sum() + r_p.sum()) + mu * hinge
+
+
+def _features(g: Any, opts: Mapping[str, Any]) -> Any:
+    if opts["input_norm"] == "raw":
+        return g
+    return g / max(float(g.detach().square().mean().sqrt()), 1e-300)
+
+
+def _increment(problem: Problem, name: str, x0: Mapping[str, Any], net: Any, g: Any, scale: float,
+               opts: Mapping[str, Any]) -> Any:
+    """The network's new value of ``name``: its initial value plus the scaled increment, projected."""
+    import torch
+
+    if name == "P":
+        s = x0["P"].shape[1]
+        inc = net(_features(torch.cat([g.real, g.imag], dim=1), opts))
+        return problem.variables["P"].constraint.project_torch(
+            x0["P"] + torch.complex(inc[:, :s], inc[:, s:]) * scale)
+    if name == "c":
+        return x0["c"] + net(_features(g, opts)) * scale
+    inc = net(_features(g.reshape(-1), opts)).reshape(-1, 2)
+    return problem.variables["r"].constraint.project_torch(x0["r"] + inc * scale)
+
+
+def _finish(ctx: RunContext, best: tuple, it: int, history: list[float]) -> Solution:
+    ctx.checkpoint(best[2], it, force=True)
+    return Solution(x={n: np.array(v, copy=True) for n, v in best[2].items()}, iterations=it,
+                    info={"feasible": best[0], "utility_per_iteration": history[:: max(1, len(history) // 50)]})
 
 
 def _rms(t: Any) -> float:
