@@ -49,7 +49,7 @@ from ..channels import onering
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem, Vars
-from ..rsma import RsmaLayout, SaaData, asr
+from ..rsma import RsmaLayout, SaaData, asr, saa_asr_and_grad
 from ..scenario import Channel
 from .hrsma import Hrsma, HrsmaProblem, HrsmaScoringProblem, parse_angle
 
@@ -149,6 +149,16 @@ class IsacProblem(HrsmaProblem):
 
     def penalised_loss_torch(self, x: Mapping[str, Any], weight: float | None = None) -> Any:
         return self.loss_torch(x)  # no QoS, no constraint beyond the power ball
+
+    def loss_and_grad_numpy(self, x: Vars) -> tuple[float, Vars]:
+        """``loss_torch`` and its gradient written out (equal to autograd's, tested): the ASR part by
+        :func:`wbench.rsma.saa_asr_and_grad`, the probing part ``tr(P^H A P)`` with gradient ``2 A P``
+        (``A`` Hermitian; torch's convention ``d/dRe P + i d/dIm P``)."""
+        P = np.asarray(x["P"], dtype=np.complex128)
+        value, grad = saa_asr_and_grad(self.H, P, self.layout, self.sigma2)
+        AP = self.A @ P
+        probing = float(np.real(np.sum(P.conj() * AP)))
+        return -(value + self.lambda_r * probing), {"P": -(grad + 2.0 * self.lambda_r * AP)}
 
     def saa_data(self) -> SaaData:
         """As ``hrsma``'s, with the probing matrix and radar weight (``saa-wmmse`` linearises the term)."""
