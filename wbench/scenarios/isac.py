@@ -32,9 +32,9 @@ Choices where the paper is silent (also in the README's scenario table):
 * ``lambda_r`` default sweep ``{1e-5, 10^{-2.5}, 1e-2, 1e-1}`` (four points of the paper's 9-point grid
   ``10^{-5}, 10^{-4.5}, .., 10^{-1}``, :data:`PAPER_LAMBDA_GRID`, so the paper-grid sweep reuses these runs),
   with ``scheme`` ``hrsma`` and ``sdma`` and 3 realisations: 24 runs per solver, so that ``compare --solvers
-  meta,conventional`` (7 solvers) fits 5 minutes on 2 cores (3.1 minutes measured on the shared 2-core
-  machine; about 25 CPU-s per H-RSMA realisation for the seven, ``multistart``'s 10 SLSQP starts and
-  ``saa-wmmse`` most of it, 8 CPU-s per SDMA one). The points are where the small config's trade-off moves:
+  meta,conventional`` (7 solvers) fits 5 minutes on 2 cores (3.4 minutes measured on the shared 2-core
+  machine; 19-31 CPU-s per H-RSMA realisation for the seven, ``multistart``'s 10 SLSQP starts and
+  ``saa-wmmse`` most of it, 5-6 CPU-s per SDMA one). The points are where the small config's trade-off moves:
   the probing power is at most ``N Nt P_t`` (1600 here), so ``lambda_r <= 1e-3`` weighs it by at most
   1.6 bit/s/Hz against an ESR near 17 and gives nearly the designs of ``1e-5`` (measured: probing 290 vs
   260, ESR within 0.03), while ``10^{-2.5}``, ``1e-2`` and ``1e-1`` trace the bend (probing about 500,
