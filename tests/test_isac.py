@@ -128,6 +128,39 @@ def test_loss_gradient_matches_complex_finite_differences():
         assert float(np.real(np.vdot(grad["P"], d))) == pytest.approx(fd, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.parametrize("scheme", ["hrsma", "rsma", "sdma"])
+def test_hand_written_loss_and_gradient_equal_autograd(scheme):
+    # the NumPy fast path multistart and manifold use must be the torch loss and its autograd gradient,
+    # including the minima's ties (zero group commons: every member's group-common rate is 0)
+    import torch
+
+    sc, params, ch, prob, scorer = make(4, scheme=scheme, M=30, lambda_r=0.02)
+    rng = np.random.default_rng(5)
+    points = [prob.initial("svd-mrt")["P"], prob.random_feasible(rng)["P"]]
+    tie = prob.random_feasible(rng)["P"]
+    if scheme == "hrsma":
+        tie[:, 1:1 + prob.layout.G] = 0.0
+    for P in points + [tie]:
+        loss, grad = prob.loss_and_grad_numpy({"P": P})
+        Pt = torch.tensor(P, requires_grad=True)
+        lt = prob.loss_torch({"P": Pt})
+        (gt,) = torch.autograd.grad(lt, Pt)
+        assert loss == pytest.approx(float(lt.detach()), rel=1e-13, abs=1e-13)
+        assert np.allclose(grad["P"], gt.numpy(), rtol=1e-11, atol=1e-13)
+    # without the radar term it is hrsma's (no QoS) hand-written form; with QoS hrsma falls back to autograd
+    h = Hrsma()
+    for R_th, expect in ((0.0, True), (0.25, False)):
+        hp = h.resolve_params({k: params[k] for k in ("Nt", "K", "G", "azimuths", "Delta", "se2", "snr_db", "M",
+                                                      "M_eval", "scheme")} | {"R_th": R_th})
+        hprob, _ = h.problems(hp, ch)
+        fast = hprob.loss_and_grad_numpy({"P": points[0]})
+        assert (fast is not None) == expect
+        if fast is not None:
+            Pt = torch.tensor(points[0], requires_grad=True)
+            (gt,) = torch.autograd.grad(hprob.loss_torch({"P": Pt}), Pt)
+            assert np.allclose(fast[1]["P"], gt.numpy(), rtol=1e-11, atol=1e-13)
+
+
 def test_bad_targets_and_steering_are_one_line_errors():
     from wbench.params import ParamError
 

@@ -845,6 +845,12 @@ class Problem:
         loss). The generic penalty of :meth:`constraints` is added by :meth:`penalised_loss_torch`, not here."""
         raise NotImplementedError
 
+    def loss_and_grad_numpy(self, x: Vars) -> tuple[float, Vars] | None:
+        """:meth:`loss_torch` and its gradient (torch's convention, ``dL/dRe x + i dL/dIm x``) in NumPy, for a
+        scenario that writes them out by hand to spare autograd's per-operation overhead (SciPy-driven solvers
+        evaluate them thousands of times per run); ``None`` (the default): solvers use torch autograd."""
+        return None
+
     @classmethod
     def loss_torch_batch(cls, problems: Sequence["Problem"], x: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
         """:meth:`loss_torch` of several realisations at once, for batched solvers: ``x`` holds every

@@ -66,7 +66,8 @@ from ..channels import onering
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Feasibility, PowerBall, PrecodingView, Problem, Variable, Vars
-from ..rsma import (SCHEMES, RsmaLayout, SaaData, asr, qos_margin, qos_shortfall, saa_rates, stage_rates)
+from ..rsma import (SCHEMES, RsmaLayout, SaaData, asr, qos_margin, qos_shortfall, saa_asr_and_grad, saa_rates,
+                    stage_rates)
 from ..scenario import Channel, Scenario
 
 _ANGLE = re.compile(r"^([+-]?)\s*(\d*\.?\d*(?:e[+-]?\d+)?)\s*\*?\s*(pi)?\s*(?:/\s*(\d*\.?\d+))?\s*(deg)?$")
@@ -180,6 +181,14 @@ class HrsmaProblem(Problem):
     def loss_torch(self, x: Mapping[str, Any]) -> Any:
         """``-ASR + qos_weight * shortfall`` (seed 000, eq. (22), the bracket restored; SCENARIOS.md §3)."""
         return self._loss(*self.rates(x))
+
+    def loss_and_grad_numpy(self, x: Vars) -> tuple[float, Vars] | None:
+        """Without a QoS term, ``-ASR`` and its gradient by hand (:func:`wbench.rsma.saa_asr_and_grad`, equal
+        to autograd's); with one, ``None`` (torch autograd)."""
+        if self.R_th > 0 and self.qos_weight > 0:
+            return None
+        value, grad = saa_asr_and_grad(self.H, np.asarray(x["P"], dtype=np.complex128), self.layout, self.sigma2)
+        return -value, {"P": -grad}
 
     def _loss(self, Rc: Any, Rcg: Any, Rp: Any) -> Any:
         loss = -asr(Rc, Rcg, Rp)

@@ -29,9 +29,18 @@ Choices where the paper is silent (also in the README's scenario table):
 * Fig. 6 states no SNR, ``M``, number of CSIT realisations or start: 20 dB, SVD-MRT (the ``hrsma`` split
   70/25/5), ``M = 200`` and ``M_eval = 2000`` at the small size (SCENARIOS.md suggests ``M = 1000`` and 15
   realisations at the paper size).
-* ``lambda_r`` default sweep ``{1e-5, 1e-4, 1e-3, 1e-2, 1e-1}`` (every other value of the paper's 9-point grid
-  ``10^{-5}, 10^{-4.5}, .., 10^{-1}``, to keep the default compare within minutes). The probing power is at
-  most ``N Nt P_t``, so a ``lambda_r`` means different trade-offs at different SNRs: compare trade-off curves.
+* ``lambda_r`` default sweep ``{1e-5, 10^{-2.5}, 1e-2, 1e-1}`` (four points of the paper's 9-point grid
+  ``10^{-5}, 10^{-4.5}, .., 10^{-1}``, :data:`PAPER_LAMBDA_GRID`, so the paper-grid sweep reuses these runs),
+  with ``scheme`` ``hrsma`` and ``sdma`` and 3 realisations: 24 runs per solver, so that ``compare --solvers
+  meta,conventional`` (7 solvers) fits 5 minutes on 2 cores (3.4 minutes measured on the shared 2-core
+  machine; 19-31 CPU-s per H-RSMA realisation for the seven, ``multistart``'s 10 SLSQP starts and
+  ``saa-wmmse`` most of it, 5-6 CPU-s per SDMA one). The points are where the small config's trade-off moves:
+  the probing power is at most ``N Nt P_t`` (1600 here), so ``lambda_r <= 1e-3`` weighs it by at most
+  1.6 bit/s/Hz against an ESR near 17 and gives nearly the designs of ``1e-5`` (measured: probing 290 vs
+  260, ESR within 0.03), while ``10^{-2.5}``, ``1e-2`` and ``1e-1`` trace the bend (probing about 500,
+  930, 1100 for H-RSMA). At the paper size the bound is ``N Nt P_t = 20000`` (``Nt = 100``) and the full
+  grid is wanted: ``--sweep lambda_r=`` the values of :data:`PAPER_LAMBDA_GRID` (README). A ``lambda_r``
+  means different trade-offs at different SNRs and sizes: compare trade-off curves.
 * Small config (the default): ``Nt = 8, K = 8, G = 4`` at ``azimuths=paper`` (``-pi/2, -pi/6, pi/6, pi/2``),
   ``Delta = pi/8`` (disjoint; ``pi/3`` overlapping), targets ``+-pi/6``, 20 dB, ``se2 = 0.8``.
   Paper config: ``--set Nt=100 --set K=40 --set G=4 --set M=1000 --set M_eval=1000`` (``Delta = pi/8`` or
@@ -49,14 +58,15 @@ from ..channels import onering
 from ..hookspecs import hookimpl
 from ..params import Param
 from ..problem import Problem, Vars
-from ..rsma import RsmaLayout, SaaData, asr
+from ..rsma import RsmaLayout, SaaData, asr, saa_asr_and_grad
 from ..scenario import Channel
 from .hrsma import Hrsma, HrsmaProblem, HrsmaScoringProblem, parse_angle
 
 STEERINGS = ("uca", "ula")
 #: The paper's radar-weight grid (Fig. 6): 10^-5, 10^-4.5, .., 10^-1.
 PAPER_LAMBDA_GRID = tuple(float(10.0 ** e) for e in np.arange(-5.0, -0.99, 0.5))
-DEFAULT_LAMBDA_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+#: The default sweep (module docstring): the comms end and the bend of the trade-off at the small config.
+DEFAULT_LAMBDA_GRID = (1e-5, PAPER_LAMBDA_GRID[5], 1e-2, 1e-1)
 
 
 def parse_targets(text: str | float) -> np.ndarray:
@@ -149,6 +159,16 @@ class IsacProblem(HrsmaProblem):
 
     def penalised_loss_torch(self, x: Mapping[str, Any], weight: float | None = None) -> Any:
         return self.loss_torch(x)  # no QoS, no constraint beyond the power ball
+
+    def loss_and_grad_numpy(self, x: Vars) -> tuple[float, Vars]:
+        """``loss_torch`` and its gradient written out (equal to autograd's, tested): the ASR part by
+        :func:`wbench.rsma.saa_asr_and_grad`, the probing part ``tr(P^H A P)`` with gradient ``2 A P``
+        (``A`` Hermitian; torch's convention ``d/dRe P + i d/dIm P``)."""
+        P = np.asarray(x["P"], dtype=np.complex128)
+        value, grad = saa_asr_and_grad(self.H, P, self.layout, self.sigma2)
+        AP = self.A @ P
+        probing = float(np.real(np.sum(P.conj() * AP)))
+        return -(value + self.lambda_r * probing), {"P": -(grad + 2.0 * self.lambda_r * AP)}
 
     def saa_data(self) -> SaaData:
         """As ``hrsma``'s, with the probing matrix and radar weight (``saa-wmmse`` linearises the term)."""

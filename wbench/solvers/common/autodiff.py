@@ -91,7 +91,11 @@ def penalised_loss(problem: Problem, x: Mapping[str, torch.Tensor], penalised: I
 
 
 def loss_and_grad(problem: Problem, x: Mapping[str, np.ndarray]) -> tuple[float, Vars]:
-    """The torch loss and its gradient (convention above) at a NumPy point."""
+    """The torch loss and its gradient (convention above) at a NumPy point; the problem's hand-written NumPy
+    form (:meth:`~wbench.problem.Problem.loss_and_grad_numpy`) where it has one."""
+    fast = problem.loss_and_grad_numpy(x)
+    if fast is not None:
+        return fast
     xt = to_torch(problem, x, requires_grad=True)
     loss = problem.loss_torch(xt)
     grads = torch.autograd.grad(loss, list(xt.values()), allow_unused=True)
