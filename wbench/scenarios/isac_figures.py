@@ -74,23 +74,36 @@ def tradeoff_data(rows: Sequence[Mapping[str, Any]], db: str | Path | None = Non
 
 
 def draw_tradeoff(df: pd.DataFrame) -> Any:
+    """One panel per scheme (shared axes, so H-RSMA and SDMA read side by side), one curve per solver (and
+    other varying parameters), coloured alike in every panel."""
     from ..figures import data as D
 
     plt = D.pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    series = list(dict.fromkeys(zip(df["solver"], df["scheme"], df["curve"])))
-    colours = D.palette([f"{s} {c}".strip() for s, _, c in series])
-    for solver, scheme, curve in series:
-        g = df[(df["solver"] == solver) & (df["scheme"] == scheme) & (df["curve"] == curve)].sort_values("lambda_r")
-        name = " ".join(x for x in (solver, scheme, curve) if x)
-        ax.errorbar(g["probing"], g["esr"], xerr=[g["probing"] - g["probing_lo"], g["probing_hi"] - g["probing"]],
-                    yerr=[g["esr"] - g["esr_lo"], g["esr_hi"] - g["esr"]], marker="o" if scheme == "hrsma" else "s",
-                    linestyle="-" if scheme == "hrsma" else "--", color=colours[f"{solver} {curve}".strip()],
-                    capsize=2, label=name)
-    ax.set_xlabel("sum probing power at the targets")
-    ax.set_ylabel("ESR (held-out draws) [bit/s/Hz]")
-    ax.grid(alpha=0.3)
-    D.legend_outside(fig, ax)
+    schemes = sorted(df["scheme"].unique(), key=lambda s: (s != "hrsma", s))
+    fig, axes = plt.subplots(1, len(schemes), figsize=(5.2 * len(schemes), 4.6), sharex=True, sharey=True,
+                             squeeze=False)
+    series = list(dict.fromkeys(zip(df["solver"], df["curve"])))
+    colours = D.palette([f"{s} {c}".strip() for s, c in series])
+    for ax, scheme in zip(axes[0], schemes):
+        for solver, curve in series:
+            g = df[(df["solver"] == solver) & (df["scheme"] == scheme) & (df["curve"] == curve)]
+            if g.empty:
+                continue
+            g = g.sort_values("lambda_r")
+            name = " ".join(x for x in (solver, curve) if x)
+            ax.errorbar(g["probing"], g["esr"],
+                        xerr=[g["probing"] - g["probing_lo"], g["probing_hi"] - g["probing"]],
+                        yerr=[g["esr"] - g["esr_lo"], g["esr_hi"] - g["esr"]], marker="o",
+                        color=colours[name], capsize=2, label=name)
+        ax.set_title(scheme)
+        ax.set_xlabel("sum probing power at the targets")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("ESR (held-out draws) [bit/s/Hz]")
+    handles, labels = {}, {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    D.legend_outside(fig, axes[0][-1], list(handles.values()), list(handles))
     lams = sorted(df["lambda_r"].unique())
     D.finish(fig, "ESR vs probing power over the radar weight",
              f"lambda_r from {lams[0]:.3g} to {lams[-1]:.3g}; means over realisations, 95% Student-t intervals")
