@@ -388,6 +388,7 @@ class Spg(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    cpu_only = "its projections are NumPy"
     options = {
         "max_iter": Param(500, "SPG iterations per start", min=0),
         "tol": Param(1e-6, "stop when ||P(z - g) - z|| <= tol (1 + ||z||) (scaled coordinates), or when the "

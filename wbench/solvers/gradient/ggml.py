@@ -115,6 +115,7 @@ class Ggml(Solver):
     tags = frozenset({"meta"})
     scenarios = ("hybrid",)
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         "epochs": Param(500, "outer epochs (one inner step each, from the initial point)", min=1),

@@ -69,6 +69,7 @@ class Gml(Solver):
     tags = frozenset({"meta"})
     scenarios = ("comp-rsma-ma",)
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         "iters": Param(500, "outer iterations (one inner step and one network update each)", min=1),
