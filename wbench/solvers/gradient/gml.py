@@ -31,12 +31,12 @@ outer iteration (``N_i = 1``), 500 outer iterations (``iters``), one epoch; the 
 to unit RMS and the increments by the initial variable's RMS entry (1 for ``c = 0`` and ``r = 0``), so that
 one network fits any power and channel scale (``input_norm=raw`` feeds the raw gradient as the paper).
 
-Device and precision: ``device`` (default the run's ``--device``) holds the variables and networks, and the
-scenario's torch loss follows them there; ``dtype=float32`` keeps the variables, networks and channel rows in float32 /
-complex64 (the networks drawn in float64 and rounded, so every precision starts from the same networks); the
-scenario's rate formula multiplies by float64 masks, so the rates and the loss come out in float64 and the
-gradients are rounded to float32 at the variables. Every iterate is scored in NumPy float64 on the host (``_judge``), as the
-paper's indicators need.
+Device and precision: ``device`` (default the run's ``--device``) holds the variables and networks, and
+the scenario's torch loss follows them there; ``dtype=float32`` keeps the variables, networks and channel
+rows in float32 / complex64 (the networks drawn in float64 and rounded, so every precision starts from the
+same networks); the scenario's rate formula multiplies by float64 masks, so the rates and the loss come out
+in float64 and the gradients are rounded to float32 at the variables. Every iterate is scored in NumPy
+float64 on the host (``_judge``), as the paper's indicators need.
 
 Batched (:meth:`Gml.solve_batch`, the harness's path for several realisations of one configuration): the
 same runs, bitwise on the CPU (float64). What is stacked is the autograd work (one gradient and one backward
@@ -308,7 +308,8 @@ def _rms(t: Any) -> float:
 
 def _numpy(x: Mapping[str, Any]) -> Vars:
     """Host copies in float64 / complex128 (every precision is scored in float64)."""
-    return {n: v.detach().cpu().numpy().astype(np.complex128 if v.is_complex() else np.float64) for n, v in x.items()}
+    return {n: v.detach().cpu().numpy().astype(np.complex128 if v.is_complex() else np.float64)
+            for n, v in x.items()}
 
 
 def _scored(problem: Any, x: Vars) -> Vars:
