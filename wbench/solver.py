@@ -157,7 +157,9 @@ class Solver:
     * ``multi_start``: ``True`` for a local solver that starts from a point, which it takes from
       :meth:`RunContext.initial`. Such a solver gets the shared option ``starts`` (best of ``N`` runs, the
       first from its ``init``, the others from random feasible points; :mod:`wbench.starts`), shown in the
-      budget column, unless it defines its own ``starts`` option.
+      budget column, unless it defines its own ``starts`` option;
+    * ``uses_torch``, ``gpu`` and ``cpu_only``: a torch solver runs on the run's torch device or declares
+      itself CPU-only (:meth:`declines_device`).
     """
 
     name: ClassVar[str] = ""
