@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="local processes (default) or a dask.distributed cluster")
     cmp_.add_argument("--scheduler", default=None, metavar="ADDRESS",
                       help="with --executor dask: join this scheduler (default: a LocalCluster of --jobs workers)")
-    cmp_.add_argument("--device", default="cpu", help="torch device for solvers that use it")
+    cmp_.add_argument("--device", default="cpu", help="torch device for solvers that use it: cpu, cuda, "
+                      "cuda:N or auto (CUDA where available); CPU-only torch solvers are skipped under cuda")
     cmp_.add_argument("--fresh", action="store_true", help="discard stored results of these runs first")
     cmp_.add_argument("--no-solutions", dest="solutions", action="store_false",
                       help="do not keep the returned variables of the runs (kept by default)")

@@ -25,6 +25,16 @@ TAGS = ("baseline", "conventional", "meta", "bound", "reference", "optimum", "le
 VALUE_TAGS = frozenset({"bound", "reference"})
 
 
+def check_device(text: str | None) -> str | None:
+    """What is wrong with a torch device name (``None``: nothing): cpu, cuda, cuda:N or auto."""
+    if text is None:
+        return None
+    name = str(text).strip().lower()
+    if name in ("cpu", "cuda", "auto") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return None
+    return "expected cpu, cuda, cuda:N or auto"
+
+
 @dataclass
 class Solution:
     """What a solver returns: variables (or, for a ``bound`` or ``reference`` solver, the ``value``)."""
@@ -147,7 +157,9 @@ class Solver:
     * ``multi_start``: ``True`` for a local solver that starts from a point, which it takes from
       :meth:`RunContext.initial`. Such a solver gets the shared option ``starts`` (best of ``N`` runs, the
       first from its ``init``, the others from random feasible points; :mod:`wbench.starts`), shown in the
-      budget column, unless it defines its own ``starts`` option.
+      budget column, unless it defines its own ``starts`` option;
+    * ``uses_torch``, ``gpu`` and ``cpu_only``: a torch solver runs on the run's torch device or declares
+      itself CPU-only (:meth:`declines_device`).
     """
 
     name: ClassVar[str] = ""
@@ -160,6 +172,14 @@ class Solver:
     #: Solvers that use torch set this, so that the harness imports torch (and fixes its thread count)
     #: before the clock starts: a one-off import is not the solver's time.
     uses_torch: ClassVar[bool] = False
+    #: For a torch solver: ``True`` when it runs on the torch device a run asks for (``--device``, or its own
+    #: ``device`` option), its channels, variables and networks moved there. ``False``: its inner steps are
+    #: NumPy, SciPy or cvxpy, so it runs on the CPU only, and the harness skips it with a note under a CUDA
+    #: device (:meth:`declines_device`, with :attr:`cpu_only` as the reason) rather than run it on the CPU
+    #: while the command says ``cuda``. ``auto`` runs either kind: a CPU-only solver on the CPU.
+    gpu: ClassVar[bool] = False
+    #: Why a CPU-only torch solver cannot run on another device (a phrase, shown in the harness's note).
+    cpu_only: ClassVar[str] = "its inner steps run in NumPy on the CPU"
     #: Modules a solver imports lazily (e.g. ``("cvxpy",)``): the harness imports them before the clock
     #: starts, for the same reason. Without this a worker's first run of the solver pays the import.
     imports: ClassVar[tuple[str, ...]] = ()
@@ -191,6 +211,28 @@ class Solver:
         :meth:`supports_problem`; override it for reasons that depend on the options (e.g. a size limit).
         """
         return None if self.supports_problem(problem) else "does not apply"
+
+    def declines_device(self, device: str, options: Mapping[str, Any]) -> str | None:
+        """Why this solver will not run on the torch device a run asks for (``None``: it will): its own
+        ``device`` option if set, else ``device`` (the run's ``--device``). The harness calls it beside
+        :meth:`declines` and skips the solver with a one-line note; solvers without torch ignore the device.
+
+        ``cpu`` and ``auto`` always run (``auto``: CUDA where it is available and :attr:`gpu`, else the CPU);
+        ``cuda``/``cuda:N`` is declined by a CPU-only solver (:attr:`cpu_only`) and, for the others, on a
+        machine without CUDA.
+        """
+        if not self.uses_torch:
+            return None
+        name = str(options.get("device") or device).strip().lower()
+        if name in ("cpu", "auto"):
+            return None
+        if not self.gpu:
+            return f"runs on the CPU only ({self.cpu_only}); use --device cpu or auto"
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"device {name!r} requested but CUDA is not available (use cpu or auto)"
+        return None
 
     def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
         """An estimate of the solver's peak working memory on one ``problem`` (bytes), for the harness's

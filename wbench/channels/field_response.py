@@ -130,12 +130,13 @@ def effective_rows(draw: FieldResponseDraw, r: np.ndarray | None = None) -> np.n
 
 def effective_rows_torch(draw: FieldResponseDraw, r: Any, sigma_g: Any | None = None) -> Any:
     """:func:`effective_rows` in torch, differentiable in ``r`` (a real ``(K, 2)`` tensor); ``sigma_g`` may pass
-    ``draw.sigma_g()`` as a complex128 tensor already built (it does not depend on ``r``)."""
+    ``draw.sigma_g()`` as a tensor already built (it does not depend on ``r``). complex128 for a float64 ``r``,
+    complex64 for a float32 one."""
     import torch
 
     n, k, i, _, q = draw.shape
-    sg = torch.as_tensor(draw.sigma_g() if sigma_g is None else sigma_g, dtype=torch.complex128,
-                         device=r.device)
+    cplx = torch.complex64 if r.dtype == torch.float32 else torch.complex128
+    sg = torch.as_tensor(draw.sigma_g() if sigma_g is None else sigma_g, dtype=cplx, device=r.device)
     th = torch.as_tensor(draw.theta_r, dtype=r.dtype, device=r.device)
     ph = torch.as_tensor(draw.phi_r, dtype=r.dtype, device=r.device)
     f = receive_vector(r, th, ph)

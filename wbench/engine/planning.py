@@ -23,7 +23,7 @@ from ..problem import Problem
 from ..registry import get_registry
 from ..selection import SolverSpec
 from ..solution_store import SOLUTION_CAP_BYTES
-from ..solver import Solver
+from ..solver import Solver, check_device
 from ..store import Store, StoreError
 from .tasks import Config, Plan, Task, run_key
 
@@ -88,7 +88,13 @@ def plan(
     operating system reports available). ``solution_cap_bytes``: the largest stored solution kept with a
     run (``None``: none kept).
     """
+    bad_device = check_device(device)
+    if bad_device:
+        raise ParamError(f"--device {device!r}: {bad_device}")
     out = Plan(list(configs), list(specs), [])
+    # A device the solver cannot use is declined once for the whole command (it holds in every configuration).
+    off_device = {spec.label: spec.solver.declines_device(device, spec.options_dict) for spec in specs}
+    out.notes.extend(f"{label} skipped: {reason}" for label, reason in off_device.items() if reason)
     to_delete: list[str] = []  # with ``fresh``: deleted only once every check has passed, in one transaction
     limit = max_memory if max_memory is not None else available_memory()
     for cfg in configs:
@@ -101,6 +107,8 @@ def plan(
         sc = get_registry().scenario(cfg.scenario)
         probe = sc.problem(cfg.params_dict, sc.seen(channel0))  # what solvers see (hidden arrays left out)
         for spec in specs:
+            if off_device[spec.label]:
+                continue
             reason = spec.solver.declines(probe, spec.options_dict)
             if reason:
                 out.notes.append(f"{spec.label} skipped: {reason} ({cfg.scenario} {_short(cfg)})")

@@ -171,8 +171,8 @@ class CompRsmaMaProblem(Problem):
         import torch
 
         P = x["P"]
-        if self._sg_t is None or self._sg_t.device != P.device:
-            self._sg_t = torch.as_tensor(self._sg, dtype=torch.complex128, device=P.device)
+        if self._sg_t is None or self._sg_t.device != P.device or self._sg_t.dtype != P.dtype:
+            self._sg_t = torch.as_tensor(self._sg, dtype=P.dtype, device=P.device)  # complex64 for a float32 run
         if self.movable:
             return effective_rows_torch(self.draw, x["r"], self._sg_t)
         n, k, q, i = self._sg.shape

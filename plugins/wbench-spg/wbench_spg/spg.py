@@ -80,7 +80,8 @@ nonconvex set (e.g. on the unit circle when the gradient points inwards by more 
 merit-stagnation test exists.
 
 Torch is imported inside the functions (importing the plugin stays light); the loss is evaluated on the CPU
-in float64/complex128 whatever ``--device`` says, since the projections are NumPy anyway.
+in float64/complex128, since the projections are NumPy anyway: ``spg`` is a CPU-only torch solver, which the
+harness skips with a note under ``--device cuda`` (``Solver.cpu_only``).
 """
 
 from __future__ import annotations
@@ -388,6 +389,7 @@ class Spg(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    cpu_only = "its projections are NumPy"
     options = {
         "max_iter": Param(500, "SPG iterations per start", min=0),
         "tol": Param(1e-6, "stop when ||P(z - g) - z|| <= tol (1 + ||z||) (scaled coordinates), or when the "

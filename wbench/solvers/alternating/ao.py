@@ -214,6 +214,7 @@ class Ao(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    cpu_only = "its WMMSE step and manifold descent are NumPy"
     multi_start = True
     options = {
         "max_outer": Param(500, "outer (P step + Phi step) iterations at most", min=1),

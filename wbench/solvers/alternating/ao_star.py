@@ -82,6 +82,7 @@ class AoStar(Solver):
     tags = frozenset({"conventional"})
     scenarios = ("star-ris-noma",)
     uses_torch = True
+    cpu_only = "its power step is a cvxpy program"
     imports = ("cvxpy",)
     multi_start = True
     options = {

@@ -58,7 +58,7 @@ import numpy as np
 from ...linalg import stack_rows
 from ...params import Param
 from ...problem import Problem, Vars
-from ...solver import RunContext, Solution
+from ...solver import RunContext, Solution, check_device
 
 if TYPE_CHECKING:
     import torch
@@ -133,13 +133,7 @@ def loop_options(iters: int, iters_help: str) -> dict[str, Param]:
     }
 
 
-def _check_device(text: str | None) -> str | None:
-    if text is None:
-        return None
-    name = str(text).strip().lower()
-    if name in ("cpu", "cuda", "auto") or (name.startswith("cuda:") and name[5:].isdigit()):
-        return None
-    return "expected cpu, cuda, cuda:N or auto"
+_check_device = check_device
 
 
 def _check_warm(text: str) -> str | None:

@@ -253,6 +253,7 @@ class Sca(Solver):
     scenarios = ("comp-rsma-ma", "miso")
     multi_start = True
     uses_torch = True
+    cpu_only = "its convex steps are cvxpy programs"
     imports = ("cvxpy",)
     options = {
         "max_iter": Param(50, "SCA rounds", min=1),

@@ -49,6 +49,7 @@ class Adam(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         **gl.loop_options(300, "Adam iterations"),

@@ -26,8 +26,12 @@ Choices and departures, documented:
   respect to the initialized or updated precoding matrix"). The authors' code never zeroes the ``.grad`` of
   its initial points, so its networks see the running sum over epochs of those gradients plus the
   meta-loss's own gradients with respect to the initial points: ``grad_input=accumulated`` reproduces that.
-* float64 / complex128 throughout (the code uses complex64); networks initialised like ``torch.nn.Linear``
-  (uniform in ``+-1/sqrt(fan_in)``) from a generator seeded by the run's ``ctx.rng``.
+* float64 / complex128 throughout by default (the code uses complex64: ``dtype=float32`` runs the networks,
+  channel and precoders in float32 / complex64); networks initialised like ``torch.nn.Linear`` (uniform in
+  ``+-1/sqrt(fan_in)``) from a CPU generator seeded by the run's ``ctx.rng``, drawn in float64 and then moved
+  to the run's device and precision, so every device and precision starts from the same networks (float32
+  from the float64 weights rounded). ``device`` (default the run's ``--device``) holds the channel, the
+  precoders and the networks; the best iterate is copied to the host when it improves.
 * ``net=mlp`` only: the code's KAN (``efficient_kan``, commented out there) is not a maintained package in
   this environment's pins, so no ``net=kan`` is offered.
 * ``robust=true`` is GGML-ImCSI (section IV, reconstructed as SCENARIOS.md section 5): the problem is solved on
@@ -54,7 +58,7 @@ from ...hookspecs import hookimpl
 from ...params import Param
 from ...problem import Problem, Vars
 from ...rates import sinr_parts_torch
-from ...solver import RunContext, Solution, Solver
+from ...solver import RunContext, Solution, Solver, check_device
 
 
 def robust_channel(H_hat: np.ndarray, delta: float, outage: float = 0.05) -> np.ndarray:
@@ -83,7 +87,9 @@ def meta_loss(rates: Any, variance_weight: float) -> Any:
     return loss
 
 
-def _mlp(n: int, hidden: int, gen: Any) -> Any:
+def _mlp(n: int, hidden: int, gen: Any, device: Any = "cpu", real: Any = None) -> Any:
+    """``n -> hidden -> ReLU -> n``, drawn in float64 from the CPU generator ``gen``, then moved to ``device``
+    in the real dtype ``real`` (default float64: no conversion)."""
     import torch
 
     net = torch.nn.Sequential(torch.nn.Linear(n, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n)).double()
@@ -92,7 +98,12 @@ def _mlp(n: int, hidden: int, gen: Any) -> Any:
             bound = 1.0 / math.sqrt(layer.in_features)
             for p in (layer.weight, layer.bias):
                 p.copy_((torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
-    return net
+    return net.to(device=device, dtype=real or torch.float64)
+
+
+def _host(t: Any) -> np.ndarray:
+    """A copy of ``t`` on the host in complex128 (scored in float64 whatever the run's precision)."""
+    return t.detach().cpu().numpy().astype(np.complex128)
 
 
 def _flat(g: Any) -> Any:
@@ -115,6 +126,7 @@ class Ggml(Solver):
     tags = frozenset({"meta"})
     scenarios = ("hybrid",)
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         "epochs": Param(500, "outer epochs (one inner step each, from the initial point)", min=1),
@@ -127,6 +139,10 @@ class Ggml(Solver):
         "robust": Param(False, "GGML-ImCSI: design on the worst-case shrunk channel h~"),
         "outage": Param(0.05, "robust: outage probability of the error-norm bound eps_k", min=1e-9, max=0.999),
         "init": Param("random-zf", "initial point (random-zf: the authors' start; phase-zf; random)"),
+        "device": Param(None, "torch device: cpu, cuda, auto (cuda when available, else cpu); default: the "
+                        "run's --device", nullable=True, check=check_device),
+        "dtype": Param("float64", "torch precision of the channel, precoders and networks (results are scored "
+                       "in float64)", choices=("float64", "float32")),
     }
     budget_options = ("epochs",)
 
@@ -139,16 +155,20 @@ class Ggml(Solver):
         """One run's channel, initial point and networks, drawn from ``ctx`` (the same draws batched or not)."""
         import torch
 
+        from ..common import autodiff
+
+        device = autodiff.device_for(ctx, opts["device"])
+        real, cplx = autodiff.PRECISIONS[opts["dtype"]]
         H_np = problem.H
         if opts["robust"] and getattr(problem, "csi_error", 0.0) > 0:
             H_np = robust_channel(problem.H, problem.csi_error, opts["outage"])
-        H = torch.as_tensor(H_np, dtype=torch.complex128)
+        H = torch.as_tensor(H_np, dtype=torch.complex128).to(device=device, dtype=cplx)
         x0 = ctx.initial(problem, opts["init"])
         gen = torch.Generator().manual_seed(int(ctx.rng.integers(2**63 - 1)))
-        rf0 = torch.as_tensor(x0["F_RF"], dtype=torch.complex128).clone()
-        bb0 = torch.as_tensor(x0["F_BB"], dtype=torch.complex128).clone()
-        apn = _mlp(2 * rf0.numel(), opts["hidden"], gen)
-        dpn = _mlp(2 * bb0.numel(), opts["hidden"], gen)
+        rf0 = torch.as_tensor(x0["F_RF"], dtype=torch.complex128).to(device=device, dtype=cplx).clone()
+        bb0 = torch.as_tensor(x0["F_BB"], dtype=torch.complex128).to(device=device, dtype=cplx).clone()
+        apn = _mlp(2 * rf0.numel(), opts["hidden"], gen, device, real)
+        dpn = _mlp(2 * bb0.numel(), opts["hidden"], gen, device, real)
         return _Start(H, x0, rf0, bb0, apn, dpn)
 
     def solve(self, problem: Problem, options: Mapping[str, Any], ctx: RunContext) -> Solution:
@@ -190,7 +210,7 @@ class Ggml(Solver):
             rates_trace.append(rate)
             if rate > best_rate and math.isfinite(rate):
                 best_rate = rate
-                best = {"F_RF": F_RF.detach().numpy().copy(), "F_BB": F_BB.detach().numpy().copy()}
+                best = {"F_RF": _host(F_RF), "F_BB": _host(F_BB)}
             if ctx.wants(epoch) and best is not None:
                 ctx.checkpoint(best, epoch)
             adam_a.zero_grad()
@@ -229,7 +249,7 @@ class Ggml(Solver):
         starts = [self._start(p, opts, c) for p, c in zip(problems, ctxs)]
         n = len(starts)
         H = stack_rows([s.H for s in starts])
-        sigma2 = torch.tensor([float(p.sigma2) for p in problems], dtype=torch.float64)
+        sigma2 = torch.tensor([float(p.sigma2) for p in problems], dtype=H.real.dtype, device=H.device)
         root_p = [math.sqrt(float(p.power)) for p in problems]
         vw = float(opts["variance_weight"])
         rf0 = stack_rows([s.rf0 for s in starts])
@@ -291,7 +311,7 @@ class Ggml(Solver):
                 traces[b].append(rate)
                 if rate > best_rate[b] and math.isfinite(rate):
                     best_rate[b] = rate
-                    best[b] = {"F_RF": F_RF[b].detach().numpy().copy(), "F_BB": F_BB[b].detach().numpy().copy()}
+                    best[b] = {"F_RF": _host(F_RF[b]), "F_BB": _host(F_BB[b])}
                 if ctxs[b].wants(epoch) and best[b] is not None:
                     ctxs[b].checkpoint(best[b], epoch)
             adam.zero_grad()

@@ -31,6 +31,13 @@ outer iteration (``N_i = 1``), 500 outer iterations (``iters``), one epoch; the 
 to unit RMS and the increments by the initial variable's RMS entry (1 for ``c = 0`` and ``r = 0``), so that
 one network fits any power and channel scale (``input_norm=raw`` feeds the raw gradient as the paper).
 
+Device and precision: ``device`` (default the run's ``--device``) holds the variables and networks, and
+the scenario's torch loss follows them there; ``dtype=float32`` keeps the variables, networks and channel
+rows in float32 / complex64 (the networks drawn in float64 and rounded, so every precision starts from the
+same networks); the scenario's rate formula multiplies by float64 masks, so the rates and the loss come out
+in float64 and the gradients are rounded to float32 at the variables. Every iterate is scored in NumPy
+float64 on the host (``_judge``), as the paper's indicators need.
+
 Batched (:meth:`Gml.solve_batch`, the harness's path for several realisations of one configuration): the
 same runs, bitwise on the CPU (float64). What is stacked is the autograd work (one gradient and one backward
 pass per variable update for the whole stack) and the optimiser step; the loss, the networks, the projections
@@ -49,7 +56,7 @@ import numpy as np
 from ...hookspecs import hookimpl
 from ...params import Param
 from ...problem import Problem, Vars
-from ...solver import RunContext, Solution, Solver
+from ...solver import RunContext, Solution, Solver, check_device
 
 
 def _unsupported(problem: Problem) -> str | None:
@@ -69,6 +76,7 @@ class Gml(Solver):
     tags = frozenset({"meta"})
     scenarios = ("comp-rsma-ma",)
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         "iters": Param(500, "outer iterations (one inner step and one network update each)", min=1),
@@ -79,6 +87,10 @@ class Gml(Solver):
         "input_norm": Param("rms", "gradient inputs scaled to unit RMS (rms) or fed raw (raw, the paper)",
                             choices=("rms", "raw")),
         "init": Param("paper", "starting point: one of the problem's initial points"),
+        "device": Param(None, "torch device: cpu, cuda, auto (cuda when available, else cpu); default: the "
+                        "run's --device", nullable=True, check=check_device),
+        "dtype": Param("float64", "torch precision of the variables and networks (results are scored in "
+                       "float64)", choices=("float64", "float32")),
     }
     budget_options = ("iters",)
 
@@ -104,8 +116,11 @@ class Gml(Solver):
         if opts["init"] not in problem.init_methods:
             raise ValueError(f"init: {opts['init']!r} is not one of {', '.join(problem.init_methods)}")
         prob: Any = problem
+        device = autodiff.device_for(ctx, opts["device"])
+        real = autodiff.PRECISIONS[opts["dtype"]][0]
         gen = autodiff.torch_generator(ctx)
-        x0 = autodiff.to_torch(problem, problem.project(ctx.initial(problem, opts["init"])))
+        x0 = autodiff.to_torch(problem, problem.project(ctx.initial(problem, opts["init"])), device,
+                               precision=opts["dtype"])
         s = x0["P"].shape[1]
         k = prob.layout.K
 
@@ -113,7 +128,7 @@ class Gml(Solver):
             with torch.random.fork_rng(devices=[]):  # the run's seed, without touching the global generator
                 torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
                 return torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(),
-                                           torch.nn.Linear(hidden, n_in)).to(torch.float64)
+                                           torch.nn.Linear(hidden, n_in)).to(torch.float64).to(device, real)
 
         nets = {"P": mlp(2 * s, 1000)}
         lrs = {"P": opts["lr_p"]}
@@ -257,7 +272,11 @@ def _train_loss(problem: Any, x: Mapping[str, Any], opts: Mapping[str, Any]) -> 
 def _features(g: Any, opts: Mapping[str, Any]) -> Any:
     if opts["input_norm"] == "raw":
         return g
-    return g / max(float(g.detach().square().mean().sqrt()), 1e-300)
+    import torch
+
+    # the floor only guards an all-zero gradient; 1e-300 would round to 0 in float32 (and give 0/0)
+    floor = 1e-300 if g.dtype == torch.float64 else float(torch.finfo(g.dtype).tiny)
+    return g / max(float(g.detach().square().mean().sqrt()), floor)
 
 
 def _increment(problem: Problem, name: str, x0: Mapping[str, Any], net: Any, g: Any, scale: float,
@@ -288,7 +307,9 @@ def _rms(t: Any) -> float:
 
 
 def _numpy(x: Mapping[str, Any]) -> Vars:
-    return {n: v.detach().cpu().numpy().copy() for n, v in x.items()}
+    """Host copies in float64 / complex128 (every precision is scored in float64)."""
+    return {n: v.detach().cpu().numpy().astype(np.complex128 if v.is_complex() else np.float64)
+            for n, v in x.items()}
 
 
 def _scored(problem: Any, x: Vars) -> Vars:

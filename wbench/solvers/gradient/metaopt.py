@@ -127,6 +127,7 @@ class MetaOpt(Solver):
     tags = frozenset({"meta"})
     scenarios = None
     uses_torch = True
+    gpu = True
     multi_start = True
     options = {
         **gl.loop_options(300, "meta-learning iterations T (one Adam step per network each)"),

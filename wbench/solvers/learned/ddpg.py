@@ -77,6 +77,7 @@ class Ddpg(Solver):
     tags = frozenset({"learned"})
     scenarios = ("star-ris-noma",)
     uses_torch = True
+    cpu_only = "its environment and replay buffer are NumPy"
     trains = True
     options = {
         "episodes": Param(_CFG.episodes, "training episodes (one training channel each; paper 5000)", min=1),

@@ -123,6 +123,7 @@ class Mlbf(Solver):
     tags = frozenset({"meta"})
     scenarios = ("miso",)
     uses_torch = True
+    gpu = True
     options = {
         "variant": Param("paper", "paper (Algorithm 1, seed-001 values), code (the authors' public code) or "
                          "fast (WMMSE-preconditioned residual updates; the default of mlbf-wmmse)",

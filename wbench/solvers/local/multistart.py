@@ -401,6 +401,7 @@ class Multistart(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    cpu_only = "SciPy optimises in NumPy"
     options = {
         "method": Param("slsqp", "SciPy constrained local solver", choices=("slsqp", "trust-constr")),
         "starts": Param(10, "number of starts (the seed-004 protocol is 100)", min=1),

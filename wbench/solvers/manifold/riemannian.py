@@ -146,6 +146,7 @@ class ManifoldSolver(Solver):
     tags = frozenset({"conventional"})
     scenarios = None
     uses_torch = True
+    cpu_only = "its manifold iterations (own CG, pymanopt trust regions) are NumPy"
     multi_start = True
     options = {
         "method": Param("cg", "cg (conjugate gradient), sd (steepest descent) or tr (trust regions)",
