@@ -158,3 +158,26 @@ def test_an_unknown_device_is_a_one_line_error(tmp_path, capsys):
     with Store(tmp_path / "e.db") as store, pytest.raises(ParamError, match="cuda:N"):
         plan(store, build_configs("miso", {}, {}, 0, None), select(get_registry(), "wmmse", "miso")[0], 1,
              device="cuda:x")
+
+
+def test_a_run_on_another_device_is_keyed_apart(monkeypatch):
+    """A CUDA run is another computation (rounding, float32 kernels): its run key must differ from the CPU
+    run's, or a store would hand one back for the other. CPU keys stay those of stores made before devices
+    were keyed, and a CPU-only solver (or ``auto`` without CUDA) keys as the CPU."""
+    import torch
+
+    from wbench.engine.tasks import _hash, run_key
+
+    reg = get_registry()
+    cfg = build_configs("miso", {}, {}, 0, None)[0]
+    adam, wmmse, ao = reg.solver("adam"), reg.solver("wmmse"), reg.solver("ao")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert adam.run_device("auto", {}) == "cpu" and adam.run_device("cuda:0", {}) == "cuda:0"
+    assert adam.run_device("cpu", {"device": "cuda"}) == "cuda"  # the solver's own option wins
+    assert ao.run_device("cuda", {}) == "cpu" and wmmse.run_device("cuda", {}) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert adam.run_device("auto", {}) == "cuda"
+    old = _hash(cfg.key, 0, "adam", "1", "{}", None)
+    assert run_key(cfg, "adam", "1", "{}", None, 0) == old == run_key(cfg, "adam", "1", "{}", None, 0, "cpu")
+    assert run_key(cfg, "adam", "1", "{}", None, 0, "cuda") != old
+    assert run_key(cfg, "adam", "1", "{}", None, 0, "cuda") != run_key(cfg, "adam", "1", "{}", None, 0, "cuda:1")

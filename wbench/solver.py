@@ -234,6 +234,20 @@ class Solver:
             return f"device {name!r} requested but CUDA is not available (use cpu or auto)"
         return None
 
+    def run_device(self, device: str, options: Mapping[str, Any]) -> str:
+        """The torch device this solver's runs use when the run asks for ``device``: ``cpu`` for a solver
+        without torch or a CPU-only one, else its own ``device`` option if set, else ``device``; ``auto``
+        resolves to ``cuda`` where CUDA is available. A run on another device than the CPU is a different
+        computation (other rounding, float32 kernels), so the harness keys it apart (:func:`run_key`)."""
+        if not (self.uses_torch and self.gpu):
+            return "cpu"
+        name = str(options.get("device") or device).strip().lower()
+        if name == "auto":
+            import torch
+
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        return name
+
     def memory_bytes(self, problem: Problem, options: Mapping[str, Any]) -> int:
         """An estimate of the solver's peak working memory on one ``problem`` (bytes), for the harness's
         up-front check. The default, ``64 x`` the bytes of the variables, covers iterates, gradients and a

@@ -114,7 +114,8 @@ def plan(
                 out.notes.append(f"{spec.label} skipped: {reason} ({cfg.scenario} {_short(cfg)})")
                 continue
             keys = {
-                i: run_key(cfg, spec.name, spec.solver.version, spec.options_json, budget_seconds, i)
+                i: run_key(cfg, spec.name, spec.solver.version, spec.options_json, budget_seconds, i,
+                           spec.solver.run_device(device, spec.options_dict))
                 for i in range(instances)
             }
             for i, k in keys.items():

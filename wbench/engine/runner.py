@@ -196,7 +196,8 @@ def _base_row(task: Task, solver: Solver, i: int, fp: str) -> dict[str, Any]:
     cfg = task.config
     options_json = json.dumps(dict(task.options), sort_keys=True)
     return {
-        "run_key": run_key(cfg, task.solver, solver.version, options_json, task.budget_seconds, i),
+        "run_key": run_key(cfg, task.solver, solver.version, options_json, task.budget_seconds, i,
+                           solver.run_device(task.device, dict(task.options))),
         "config_key": cfg.key,
         "scenario": cfg.scenario,
         "params": cfg.params_json,

@@ -75,7 +75,13 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def run_key(config: Config, spec_name: str, version: str, options_json: str, budget: float | None, i: int) -> str:
-    return _hash(config.key, int(i), spec_name, version, options_json, budget)
+def run_key(config: Config, spec_name: str, version: str, options_json: str, budget: float | None, i: int,
+            device: str = "cpu") -> str:
+    """The stored run's identity. ``device`` is the solver's effective torch device
+    (:meth:`wbench.solver.Solver.run_device`): a run on another device than the CPU gets a key of its own, so
+    a CUDA result is never reused for a CPU run (or the reverse); CPU keys are those of stores made before
+    devices were keyed."""
+    parts: tuple[Any, ...] = (config.key, int(i), spec_name, version, options_json, budget)
+    return _hash(*parts) if device == "cpu" else _hash(*parts, device)
 
 
