@@ -179,3 +179,11 @@ class MetaDdpg(Ddpg):
 def wbench_register_solvers(register) -> None:
     register(Ddpg())
     register(MetaDdpg())
+
+
+@hookimpl
+def wbench_register_figures(register) -> None:
+    """The ``training`` figure kind (:mod:`wbench.solvers.learned.training_curves`)."""
+    from .training_curves import register_figures
+
+    register_figures(register)
