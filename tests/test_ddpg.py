@@ -68,6 +68,21 @@ def test_reward_is_eq29():
     assert reward(pr, silent, 0.0, 0.0, 1.0) == pytest.approx(-zero)
 
 
+def test_the_scenarios_reward_metric_is_the_agents_reward():
+    """The run metric ``reward`` (recorded for every solver) is eq. (29) with c1 = c2 = c3 = 1: the agents' reward
+    at the same point; with every user above R_min it is the sum rate."""
+    pr = _problem(R_min=2.0)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        a = 3 * rng.standard_normal(action_size(pr))
+        x = to_vars(pr, a)
+        assert pr.extra_metrics(x)["reward"] == pytest.approx(reward(pr, a), rel=1e-12)
+    pr0 = _problem(R_min=0.0)
+    x = pr0.initial("uniform")
+    assert np.all(pr0.rates(x) > 1e-9)
+    assert pr0.extra_metrics(x)["reward"] == pytest.approx(pr0.utility(x), rel=1e-9)
+
+
 def test_features_are_scale_free():
     pr = _problem()
     f = features(pr)

@@ -25,6 +25,11 @@ best action by reward returned.
   ``tau``, learning rates, exploration noise, ``action_scale``, ``reward_scale``. The defaults are small so that
   training on the default configuration takes seconds, not the paper's 5000 episodes.
 
+Training options: every option but ``infer_steps`` (:attr:`Ddpg.training_options`): the policy cache is keyed on
+them only, so changing ``infer_steps`` reuses a trained policy. The policy keeps the training curve
+(``reward_curve``, the mean reward of each episode) for ``wbench plot training``
+(:mod:`wbench.solvers.learned.training_curves`, registered here).
+
 Per-instance variant (``episodes_per_instance=N > 0``, SCENARIOS.md section 7 "a second, clearly named option"):
 no training on other channels (``train`` returns an empty policy, 0 episodes); each run trains a fresh agent on
 the instance itself for ``N`` episodes (within the run's time budget), so the whole cost is per-instance time,
