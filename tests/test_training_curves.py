@@ -54,3 +54,5 @@ def test_mean_and_band_are_numpys_over_independently_trained_curves(trained_db, 
         training_data([dict(r, solver="adam", label="adam") for r in rows], db)  # adam does not train
     with pytest.raises(ParamError, match="no runs of a trained solver of solver 'meta-ddpg'"):
         training_data(rows, db, solver="meta-ddpg")
+    with pytest.raises(ParamError, match="cannot get its training curve"):  # a training that fails: one line
+        training_data([dict(r, options='{"episodes": 0}') for r in rows], db)

@@ -65,7 +65,11 @@ def training_data(rows: Sequence[Mapping[str, Any]], db: str | Path | None = Non
                      if len({json.dumps(v.get(k), sort_keys=True) for v in params.values()}) > 1)
     curves: dict[tuple[str, str], dict[int, np.ndarray]] = {}
     for scenario, label, name, options, pj, seed in jobs:
-        c = _curve(reg, scenario, name, json.loads(options), pj, seed)
+        try:
+            c = _curve(reg, scenario, name, json.loads(options), pj, seed)
+        except Exception as exc:  # a training that fails here failed in the runs too: one line, not a traceback
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ParamError(f"{label} (seed {seed}): cannot get its training curve: {msg}") from None
         if c is None or c.size == 0:
             continue
         config = " ".join(f"{k}={params[pj].get(k)}" for k in varying)
