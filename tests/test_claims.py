@@ -6,6 +6,7 @@ claim with cheap solvers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -309,7 +310,7 @@ def test_the_committed_claim_files_load_and_resolve_at_both_scales(fresh_registr
     # the paper scale uses the papers' channel counts
     paper = {Path(c.paper.path).stem: c.scales["paper"].instances for c in claims}
     assert paper == {"seed000-bdris": 50, "seed001-mlbf": 1000, "seed002-ggml": 50, "seed000-isac": 15, "seed004-gml": 150,
-                     "seed000-hrsma": 15}
+                     "seed000-hrsma": 15, "seed003-metaddpg": 50}
 
 
 def test_the_committed_verdicts_cover_every_claim_at_small_scale():
@@ -428,3 +429,16 @@ def test_a_claim_on_a_run_metric_compares_that_metric():
     assert cl._value(row, "metric:esr") == 3.5 and cl._value(row, "utility") == 99.0
     pairs = cl._point_pairs([row], [{**row, "metrics": '{"esr": 1.0}'}], "w", [], "metric:esr")
     assert pairs == {0: (3.5, 1.0)}
+
+
+def test_a_metric_equal_on_every_realisation_is_noted_as_one_measurement(tmp_path):
+    claim = toy_claim(tmp_path, CLAIM.replace('sweep = { snr_db = [10, 30] }', 'sweep = { snr_db = [10] }'))
+    const = [dict(r, metrics='{"train_cpu_s": 2.0}') for r in rows([1.0, 2.0, 3.0])]
+    base = [dict(r, metrics='{"train_cpu_s": 1.0}') for r in rows([1.0, 2.0, 3.0])]
+    claim = dataclasses.replace(claim, value="metric:train_cpu_s")
+    res = cl.evaluate(claim, "small", {"snr_db=10": {"A": const, "B": base}})
+    assert res.estimate.effect == pytest.approx(1.0) and res.estimate.low == res.estimate.high  # 2 - 1
+    assert any("one measurement per arm" in n for n in res.notes)
+    varied = [dict(r, metrics=f'{{"train_cpu_s": {2.0 + i}}}') for i, r in enumerate(rows([1.0, 2.0, 3.0]))]
+    res = cl.evaluate(claim, "small", {"snr_db=10": {"A": varied, "B": base}})
+    assert not any("one measurement per arm" in n for n in res.notes)

@@ -68,6 +68,21 @@ def test_reward_is_eq29():
     assert reward(pr, silent, 0.0, 0.0, 1.0) == pytest.approx(-zero)
 
 
+def test_the_scenarios_reward_metric_is_the_agents_reward():
+    """The run metric ``reward`` (recorded for every solver) is eq. (29) with c1 = c2 = c3 = 1: the agents' reward
+    at the same point; with every user above R_min it is the sum rate."""
+    pr = _problem(R_min=2.0)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        a = 3 * rng.standard_normal(action_size(pr))
+        x = to_vars(pr, a)
+        assert pr.extra_metrics(x)["reward"] == pytest.approx(reward(pr, a), rel=1e-12)
+    pr0 = _problem(R_min=0.0)
+    x = pr0.initial("uniform")
+    assert np.all(pr0.rates(x) > 1e-9)
+    assert pr0.extra_metrics(x)["reward"] == pytest.approx(pr0.utility(x), rel=1e-9)
+
+
 def test_features_are_scale_free():
     pr = _problem()
     f = features(pr)
@@ -101,6 +116,8 @@ def test_ddpg_through_the_harness_is_in_the_sets_and_trained_once(tmp_cache, tmp
     assert m["train_episodes"] == 3
     compare_rows("star-ris-noma", "ddpg[episodes=3,steps=2,batch=4]", db=tmp_path / "b.db", **kw)
     assert calls == [1]  # the same configuration: the cached policy
+    compare_rows("star-ris-noma", "ddpg[episodes=3,steps=2,batch=4,infer_steps=5]", db=tmp_path / "i.db", **kw)
+    assert calls == [1]  # an inference-only option: the cached policy
     compare_rows("star-ris-noma", "ddpg[episodes=3,steps=2,batch=4,c1=2]", db=tmp_path / "c.db", **kw)
     assert len(calls) == 2  # another reward: another policy
 
@@ -138,6 +155,22 @@ def test_per_instance_result_is_the_best_action_it_tried():
     assert sol.info["reward"] == pytest.approx(eq29(sol.x), rel=1e-9)
     assert len(ctx.checkpoints) >= 3
     assert all(eq29(x) <= sol.info["reward"] + 1e-9 for _, _, x in ctx.checkpoints)
+
+
+def test_the_policy_keeps_the_training_curve_mean_reward_per_episode():
+    """``reward_curve[e]`` is the mean of the rewards the training saw in episode ``e`` (recorded independently
+    through ``observe``, which sees every step's unscaled reward)."""
+    seen: list[float] = []
+
+    def observe(a, r):
+        seen.append(r)
+        return False
+
+    cfg = DDPGConfig(episodes=5, steps=3, hidden=8, batch=4)
+    train = [_toy(np.random.default_rng([3, j])) for j in range(5)]
+    pol = train_ddpg(lambda j: train[j], _toy_features, _toy_reward, 1, cfg, np.random.default_rng(0), observe)
+    assert pol["reward_curve"].shape == (5,)
+    assert np.allclose(pol["reward_curve"], np.reshape(seen, (5, 3)).mean(1), rtol=1e-12)
 
 
 def test_meta_step_is_second_order_and_moves_the_actor(one_torch_thread):

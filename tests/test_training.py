@@ -43,6 +43,7 @@ class MeanLearner(Solver):
 @hookimpl
 def wbench_register_solvers(register):
     register(MeanLearner())
+    register(InferenceOptionLearner())
 
 
 @pytest.fixture
@@ -148,3 +149,28 @@ def test_parallel_workers_train_a_configuration_once(tmp_path):
         out = pool.map(_train_in_worker, [(str(tmp_path / "cache"), str(log))] * 2)
     assert log.read_text().count("trained") == 1
     assert [w for w, _ in out] == [2.0, 2.0] and sorted(c for _, c in out) == [False, True]
+
+
+class InferenceOptionLearner(MeanLearner):
+    """``MeanLearner`` declaring ``scale`` inference-only: only ``episodes`` shapes its policy."""
+
+    name = "t-mean-infer"
+    training_options = ("episodes",)
+
+    def train(self, scenario, params, options, train_seeds):
+        LOG["seen"].append(dict(options))
+        return super().train(scenario, params, options, train_seeds)
+
+
+def test_an_inference_only_option_reuses_the_policy_a_training_option_retrains(trained_registry, tmp_path):
+    _run(tmp_path, "t-mean-infer", db="a.db")
+    assert len(LOG["train"]) == 1
+    training._MEMORY.clear()  # from the disk cache, as a new process would
+    rows = _run(tmp_path, "t-mean-infer[scale=3]", db="b.db")
+    assert len(LOG["train"]) == 1 and all(r["status"] == "ok" for r in rows)
+    _run(tmp_path, "t-mean-infer[episodes=4]", db="c.db")
+    assert len(LOG["train"]) == 2 and len(LOG["train"][1]) == 4
+    # training never sees an inference-only option: the policy cannot depend on what its key leaves out
+    assert all("scale" not in o for o in LOG["seen"])
+    assert training.training_options(InferenceOptionLearner(), {"episodes": 5, "scale": 2.0}) == {"episodes": 5}
+    assert training.training_options(MeanLearner(), {"episodes": 5, "scale": 2.0}) == {"episodes": 5, "scale": 2.0}

@@ -518,6 +518,10 @@ def evaluate(claim: Claim, scale: str, runs: Mapping[str, Mapping[str, Sequence[
             bu = [u for _, u in pairs[label].values()]
             est = vd.difference(au, bu, lvl) if a.effect == "difference" else vd.ratio(au, bu, lvl)
             results.append(PointResult(label, est, vd.decide(est, a.region)))
+            if len(au) > 1 and len(set(au)) == 1 and len(set(bu)) == 1:
+                notes.append(f"{claim.full_id} {label}".strip() + f": {claim.value} is the same on every "
+                             "realisation of each arm (one measurement per arm, e.g. a training cost): the "
+                             "interval has zero width and no sampling meaning")
         verdict = vd.combine([p.verdict for p in results])
         deciding = _deciding(results, verdict, a.region)
         overall, at = deciding.estimate, deciding.label

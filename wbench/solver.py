@@ -186,6 +186,9 @@ class Solver:
     multi_start: ClassVar[bool] = False
     #: ``True`` for a solver that learns a policy over training channels first (:meth:`train`).
     trains: ClassVar[bool] = False
+    #: For a trained solver: the options that change its policy (the policy cache is keyed on these, and
+    #: :meth:`train` sees only these, the others at their defaults); ``None``: every option.
+    training_options: ClassVar[tuple[str, ...] | None] = None
     origin: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

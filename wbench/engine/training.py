@@ -15,7 +15,9 @@ evaluation channels come from a file.
 
 Cache: a policy is a ``dict`` of NumPy arrays, kept in memory per process and on disk as a ``.npz`` (no pickle)
 under ``$WBENCH_CACHE/trained`` (default ``~/.cache/wbench/trained``), named by a hash of everything that
-determines it; parallel workers of one configuration take a file lock, so one trains and the others load. A
+determines it: scenario, parameters, seed, solver version and the solver's training options
+(:attr:`wbench.solver.Solver.training_options`; every option when it declares none), so that changing an
+inference-only option reuses the policy; parallel workers of one configuration take a file lock, so one trains and the others load. A
 cached policy carries the cost of the training that produced it.
 """
 
@@ -131,9 +133,19 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def training_options(solver: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that determine ``solver``'s policy: those named by its ``training_options`` (all if
+    ``None``)."""
+    names = getattr(solver, "training_options", None)
+    return dict(options) if names is None else {k: v for k, v in options.items() if k in names}
+
+
 def trained_policy(solver: Any, scenario: Scenario, params: Mapping[str, Any], params_json: str, seed: int,
                    options: Mapping[str, Any]) -> tuple[Policy, TrainingInfo]:
-    """The solver's policy for this configuration: from memory, from the disk cache, or trained now."""
+    """The solver's policy for this configuration: from memory, from the disk cache, or trained now. Training
+    sees only the training options (the others at their defaults), so a policy never depends on an option
+    its cache key leaves out."""
+    options = training_options(solver, options)
     key = policy_key(scenario.name, params_json, seed, solver.name, solver.version, options,
                      scenario.generator_version)
     if key in _MEMORY:

@@ -33,7 +33,8 @@ def add_parsers(subparsers: Any) -> None:
     """Add ``plot`` and ``report`` to the sub-commands of the ``wbench`` parser."""
     pl = subparsers.add_parser("plot", help="draw one figure (sweep, anytime, profile, scaling) from stored results")
     pl.add_argument("kind", metavar="KIND",
-                    help=" | ".join(KINDS) + " | a kind a plugin registered (isac: tradeoff, beampattern)")
+                    help=" | ".join(KINDS) + " | a kind a plugin registered (isac: tradeoff, beampattern; "
+                         "star-ris-noma: training)")
     pl.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     pl.add_argument("--scenario", default=None, help="scenario (needed when the db holds several)")
     pl.add_argument("--out", default=None, metavar="FILE", help="FILE.png, .pdf or .svg (default SCENARIO-KIND.png)")

@@ -224,6 +224,11 @@ class StarRisNomaProblem(Problem):
     def constraints(self, x: Vars) -> dict[str, np.ndarray]:
         return self._constraints(np, _np(x))
 
+    def extra_metrics(self, x: Vars) -> dict[str, float]:
+        """``reward``: the DDPG reward of eq. (29) at ``x`` with ``c1 = c2 = c3 = 1`` (:func:`reward_of_rates`),
+        recorded for every solver, since seed 003's Fig. 2 compares the agents by reward."""
+        return {"reward": reward_of_rates(self.rates(x), self.r_min)}
+
     def loss_torch(self, x: Mapping[str, Any]) -> Any:
         """``-sum_k R_k`` (the order-free log-det form); constraints are left to :meth:`constraints_torch`."""
         return -self.sum_rate_lib(_torch(), x)
@@ -246,6 +251,13 @@ class StarRisNomaProblem(Problem):
         x["delta"] = rng.uniform(0.0, delta_max, (2, n_ris, m))
         x["alpha"] = rng.uniform(0.0, 1.0, (n_ris, m))
         return x
+
+
+def reward_of_rates(rates: np.ndarray, r_min: float, c1: float = 1.0, c2: float = 1.0, c3: float = 1.0) -> float:
+    """Seed 003's reward, eq. (29) as corrected in SCENARIOS.md section 7: ``c1 sum_k R_k + c2 sum_k min(0, R_k -
+    R_min) - c3 #{k: R_k = 0}`` (a rate below 1e-9 bit/s/Hz counts as zero)."""
+    r = np.asarray(rates, dtype=np.float64)
+    return float(c1 * r.sum() + c2 * np.minimum(0.0, r - r_min).sum() - c3 * np.sum(r < 1e-9))
 
 
 def action_size(problem: StarRisNomaProblem) -> int:

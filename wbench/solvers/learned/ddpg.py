@@ -25,6 +25,11 @@ best action by reward returned.
   ``tau``, learning rates, exploration noise, ``action_scale``, ``reward_scale``. The defaults are small so that
   training on the default configuration takes seconds, not the paper's 5000 episodes.
 
+Training options: every option but ``infer_steps`` (:attr:`Ddpg.training_options`): the policy cache is keyed on
+them only, so changing ``infer_steps`` reuses a trained policy. The policy keeps the training curve
+(``reward_curve``, the mean reward of each episode) for ``wbench plot training``
+(:mod:`wbench.solvers.learned.training_curves`, registered here).
+
 Per-instance variant (``episodes_per_instance=N > 0``, SCENARIOS.md section 7 "a second, clearly named option"):
 no training on other channels (``train`` returns an empty policy, 0 episodes); each run trains a fresh agent on
 the instance itself for ``N`` episodes (within the run's time budget), so the whole cost is per-instance time,
@@ -41,7 +46,7 @@ import numpy as np
 from ...hookspecs import hookimpl
 from ...params import Param
 from ...problem import Problem
-from ...scenarios.star_ris_noma import action_size, action_to_vars
+from ...scenarios.star_ris_noma import action_size, action_to_vars, reward_of_rates
 from ...solver import RunContext, Solution, Solver
 from .ddpg_core import DDPGConfig, load_actor, rollout, train_ddpg
 
@@ -62,8 +67,7 @@ def features(problem: Any) -> np.ndarray:
 
 def reward(problem: Any, a: np.ndarray, c1: float = 1.0, c2: float = 1.0, c3: float = 1.0) -> float:
     """Eq. (29): ``c1 sum R + c2 sum min(0, R - R_min) - c3 #{k: R_k = 0}`` at the action's variables."""
-    rates = problem.rates(to_vars(problem, a))
-    return float(c1 * rates.sum() + c2 * np.minimum(0.0, rates - problem.r_min).sum() - c3 * np.sum(rates < 1e-9))
+    return reward_of_rates(problem.rates(to_vars(problem, a)), problem.r_min, c1, c2, c3)
 
 
 def to_vars(problem: Any, a: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,7 +76,7 @@ def to_vars(problem: Any, a: np.ndarray) -> dict[str, np.ndarray]:
 
 class Ddpg(Solver):
     name = "ddpg"
-    version = "1"
+    version = "2"
     description = "DDPG actor-critic trained on other channels, policy inference per instance (seed 003)"
     tags = frozenset({"learned"})
     scenarios = ("star-ris-noma",)
@@ -100,6 +104,8 @@ class Ddpg(Solver):
         "c3": Param(1.0, "reward penalty per zero-rate user", min=0),
     }
     budget_options = ("episodes",)
+    #: Every option but ``infer_steps`` shapes the policy: changing ``infer_steps`` reuses a cached one.
+    training_options = tuple(k for k in options if k != "infer_steps")
 
     def budget_label(self, options: Mapping[str, Any]) -> str:
         n = options.get("episodes_per_instance")
@@ -169,6 +175,7 @@ class MetaDdpg(Ddpg):
     description = "Meta-DDPG: DDPG with an online meta-critic auxiliary actor loss (seed 003, Algorithm 1)"
     tags = frozenset({"learned", "meta"})
     options = {**Ddpg.options, "lr_meta": Param(1e-3, "meta-critic psi Adam learning rate", min=0)}
+    training_options = tuple(k for k in options if k != "infer_steps")
 
     def _config(self, o: Mapping[str, Any]) -> DDPGConfig:
         return replace(super()._config(o), meta=True, lr_meta=float(o["lr_meta"]))
@@ -178,3 +185,11 @@ class MetaDdpg(Ddpg):
 def wbench_register_solvers(register) -> None:
     register(Ddpg())
     register(MetaDdpg())
+
+
+@hookimpl
+def wbench_register_figures(register) -> None:
+    """The ``training`` figure kind (:mod:`wbench.solvers.learned.training_curves`)."""
+    from .training_curves import register_figures
+
+    register_figures(register)

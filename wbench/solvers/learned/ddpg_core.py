@@ -64,7 +64,8 @@ def train_ddpg(
     observe: Callable[[np.ndarray, float], bool] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train an actor on the problems ``problem_at(0..episodes-1)``; its weights as arrays (see
-    :func:`load_actor`). All randomness (network initialisation, exploration, minibatches) comes from ``rng``.
+    :func:`load_actor`) and ``reward_curve``, the mean reward (unscaled, exploration noise included) of each
+    episode's steps (NaN for episodes not run when ``observe`` stopped the training). All randomness (network initialisation, exploration, minibatches) comes from ``rng``.
     ``observe(action, reward)``, if given, sees every step's action and unscaled reward; training stops early
     when it returns ``True`` (a per-instance run out of time)."""
     import torch
@@ -93,10 +94,12 @@ def train_ddpg(
     S2 = np.zeros((cap, state_dim))
     n = 0
     total = cfg.episodes * cfg.steps
+    curve = np.full(cfg.episodes, np.nan)  # mean unscaled reward of each episode's steps (the training curve)
     for ep in range(cfg.episodes):
         prob = problem_at(ep)
         feat = features(prob)
         prev = 0.0
+        rewards: list[float] = []
         for t in range(cfg.steps):
             s = np.concatenate(([prev], feat))
             with torch.no_grad():
@@ -105,6 +108,8 @@ def train_ddpg(
             a = np.clip(a + sigma * cfg.action_scale * rng.standard_normal(action_dim), -cfg.action_scale,
                         cfg.action_scale)
             r_raw = float(reward(prob, a))
+            rewards.append(r_raw)
+            curve[ep] = float(np.mean(rewards))
             if observe is not None and observe(a, r_raw):
                 break
             r = r_raw / cfg.reward_scale
@@ -138,6 +143,7 @@ def train_ddpg(
         break  # observe asked to stop
     out = {f"actor.{k}": v.detach().numpy().copy() for k, v in actor.state_dict().items()}
     out["dims"] = np.array([state_dim, action_dim, cfg.hidden])
+    out["reward_curve"] = curve
     return out
 
 
