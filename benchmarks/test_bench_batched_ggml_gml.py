@@ -40,13 +40,7 @@ CASES = {
     "gml-comp-rsma-ma": (Gml(), CompRsmaMa(), {"iters": 15}),
 }
 
-
-@pytest.fixture(autouse=True)
-def threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = THREADS  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 def stack(case: str) -> list:

@@ -41,13 +41,7 @@ CASES = {
     "miso-4x4": (Miso(), {"Nt": 4, "K": 4, "snr_db": 20.0}, 50),
 }
 
-
-@pytest.fixture(autouse=True)
-def threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = THREADS  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 def stack(case: str) -> list:

@@ -44,13 +44,7 @@ ACTS = (torch.sigmoid, torch.tanh, torch.tanh, lambda z: z)
 PENALTY = 10.0
 LRS = {"P": 1e-3, "Phi": 1e-4}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = 1  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,7 @@ from test_bench_batched_meta import CASES, N, THREADS, contexts, mean_utility, s
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
-
-@pytest.fixture(autouse=True)
-def threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = THREADS  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 def _timed(fn):

@@ -34,13 +34,7 @@ PAPER = {"Nt": 100, "K": 90, "G": 9, "azimuths": "paper", "M": 1000, "M_eval": 1
 ITERS = 3
 HIDDEN = (400, 400, 400)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = 1  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,7 @@ from wbench.solvers.gradient.metaopt import MetaOpt
 SIZES = {"4x4": (4, 4, 300), "64x32": (64, 32, 40)}  # Nt, K, iterations timed
 HIDDEN = (400, 400, 400)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TORCH_THREADS = 1  # the torch threads of every benchmark here (benchmarks/conftest.py)
 
 
 def make(nt: int, k: int) -> MisoProblem:
